@@ -1,0 +1,224 @@
+"""The run's settings: configs/default.toml < --config FILE < environment < flags."""
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any, Literal, Mapping, Optional, Union
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from synthgen.errors import BadInput
+from synthgen.kinds import KINDS, SOURCE_LANGUAGE
+from synthgen.resources import resource_dir
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+# Tables that a user's config replaces whole instead of merging into: a weight table that kept
+# the default's other entries would silently keep sampling them.
+REPLACED_TABLES = ("kinds", "languages")
+
+# Environment variables and where they go.
+ENVIRONMENT = {
+    "OPENAI_API_KEY": ("llm", "api_key"),
+    "OPENAI_BASE_URL": ("llm", "base_url"),
+    "SYNTHGEN_MODEL": ("llm", "model"),
+    "SYNTHGEN_BACKEND": ("llm", "backend"),
+    "SYNTHGEN_CONCURRENCY": ("generate", "concurrency"),
+}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LLMConfig(_Section):
+    backend: Literal["auto", "openai", "local"] = "auto"
+    model: str = Field(min_length=1)
+    base_url: str = ""
+    api_key: Optional[SecretStr] = None
+    model_path: str = ""
+    temperature: float = Field(ge=0, le=2)
+    top_p: float = Field(gt=0, le=1)
+    timeout: float = Field(gt=0)
+    max_attempts: int = Field(ge=1)
+    retry_budget: float = Field(gt=0)
+    structured_output: Literal["json_schema", "json_object", "none"] = "json_schema"
+    max_tokens: dict[str, int]
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if value:
+            parts = urlparse(value)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError(f"{value!r} is not an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("max_tokens")
+    @classmethod
+    def _max_tokens(cls, value: dict[str, int]) -> dict[str, int]:
+        missing = (set(KINDS) | {"brainstorm"}) - set(value)
+        if missing:
+            raise ValueError(f"no max_tokens for {', '.join(sorted(missing))}")
+        if any(v < 1 for v in value.values()):
+            raise ValueError("max_tokens must be positive")
+        return value
+
+
+class GenerateConfig(_Section):
+    concurrency: int = Field(ge=1, le=4096)
+    seed: int
+    out: str
+    tasks: str
+    request_cap_factor: float = Field(ge=1)
+
+
+class BrainstormConfig(_Section):
+    rounds: int = Field(ge=1)
+    num_tasks: int = Field(ge=1)
+    max_task_chars: int = Field(ge=10)
+
+
+PlaceholderValue = Union[str, int, float]
+
+
+def _weights(value: dict[str, float], what: str) -> dict[str, float]:
+    if any(w < 0 for w in value.values()):
+        raise ValueError(f"{what} weights must not be negative")
+    if sum(value.values()) <= 0:
+        raise ValueError(f"{what} weights sum to zero")
+    return value
+
+
+class Config(_Section):
+    llm: LLMConfig
+    generate: GenerateConfig
+    brainstorm: BrainstormConfig
+    kinds: dict[str, float]
+    placeholders: dict[str, dict[str, list[PlaceholderValue]]]
+    languages: dict[str, float]
+    # A folder of templates to use instead of the shipped prompts/ (same layout).
+    prompts: str = ""
+
+    @field_validator("kinds")
+    @classmethod
+    def _kinds(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = set(value) - set(KINDS)
+        if unknown:
+            raise ValueError(f"unknown kind {sorted(unknown)[0]!r} (known: {', '.join(KINDS)})")
+        return _weights(value, "kind")
+
+    @field_validator("languages")
+    @classmethod
+    def _languages(cls, value: dict[str, float]) -> dict[str, float]:
+        return _weights(value, "language")
+
+    @model_validator(mode="after")
+    def _value_sets(self) -> "Config":
+        for name, kind in KINDS.items():
+            given = self.placeholders.get(name, {})
+            for placeholder in kind.value_sets:
+                if not given.get(placeholder):
+                    raise ValueError(f"placeholders.{name}.{placeholder} needs at least one value")
+            extra = set(given) - set(kind.value_sets)
+            if extra:
+                raise ValueError(f"placeholders.{name} has no placeholder {sorted(extra)[0]!r}")
+        uses_two = [k for k, w in self.kinds.items() if w > 0 and SOURCE_LANGUAGE in KINDS[k].placeholders]
+        if uses_two and sum(1 for w in self.languages.values() if w > 0) < 2:
+            raise ValueError("bitext needs at least two languages with weight")
+        return self
+
+    def value_set(self, kind: str, placeholder: str) -> list[str]:
+        return [_as_text(v) for v in self.placeholders[kind][placeholder]]
+
+    def active_kinds(self) -> dict[str, float]:
+        return {k: w for k, w in self.kinds.items() if w > 0}
+
+    def fingerprint_data(self) -> dict[str, Any]:
+        """What decides the prompts and the answers: a change here makes another run."""
+        return {
+            "model": self.llm.model,
+            "model_path": self.llm.model_path,
+            "temperature": self.llm.temperature,
+            "top_p": self.llm.top_p,
+            "max_tokens": self.llm.max_tokens,
+            "seed": self.generate.seed,
+            "kinds": self.kinds,
+            "placeholders": self.placeholders,
+            "languages": self.languages,
+        }
+
+
+def _as_text(value: PlaceholderValue) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def digest(data: Any) -> str:
+    """A short, stable digest of JSON-able data."""
+    text = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def parse_weights(text: str, what: str) -> dict[str, float]:
+    """`a=0.4,b=0.6` -> {"a": 0.4, "b": 0.6}."""
+    weights: dict[str, float] = {}
+    for item in text.split(","):
+        name, sep, number = item.partition("=")
+        name = name.strip()
+        try:
+            if not sep or not name:
+                raise ValueError
+            weights[name] = float(number)
+        except ValueError:
+            raise BadInput(f"--{what}: {item.strip()!r} is not NAME=WEIGHT") from None
+    return weights
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise BadInput(f"config file not found: {path}") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise BadInput(f"cannot read config {path}: {exc}") from None
+
+
+def _merge(base: dict[str, Any], update: Mapping[str, Any], top: bool = True) -> dict[str, Any]:
+    for key, value in update.items():
+        if value is None:
+            continue
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict) and not (top and key in REPLACED_TABLES):
+            _merge(base[key], value, top=False)
+        else:
+            base[key] = dict(value) if isinstance(value, Mapping) else value
+    return base
+
+
+def load_config(
+    config_file: Optional[Path] = None,
+    environ: Optional[Mapping[str, str]] = None,
+    overrides: Optional[Mapping[str, Any]] = None,
+) -> Config:
+    data = _read_toml(resource_dir("configs") / "default.toml")
+    if config_file is not None:
+        _merge(data, _read_toml(config_file))
+    from_env: dict[str, dict[str, str]] = {}
+    for variable, (section, key) in ENVIRONMENT.items():
+        value = (environ or {}).get(variable)
+        if value:
+            from_env.setdefault(section, {})[key] = value
+    _merge(data, from_env)
+    _merge(data, overrides or {})
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        raise BadInput(f"config: {where}: {message}" if where else f"config: {message}") from None

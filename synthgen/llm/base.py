@@ -1,0 +1,53 @@
+"""The interface every client implements, and what it returns and raises."""
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Protocol
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    finish_reason: Optional[str]
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    refusal: Optional[str] = None
+
+
+@dataclass
+class Usage:
+    """What a client has spent, summed over every request it sent."""
+
+    http_requests: int = 0
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    structured_output: dict[str, str] = field(default_factory=dict)
+
+    def add(self, completion: Completion) -> None:
+        self.prompt_tokens += completion.prompt_tokens
+        self.completion_tokens += completion.completion_tokens
+
+
+class StopRun(Exception):
+    """The endpoint said something no retry can mend (key refused, quota spent, model not found)."""
+
+
+class RequestFailed(Exception):
+    """One request used up its attempts or its time budget; the caller may plan a replacement."""
+
+
+class LLMClient(Protocol):
+    model: str
+    usage: Usage
+
+    async def complete(
+        self, prompt: str, *, max_tokens: int, schema: Optional[dict[str, Any]], schema_name: str
+    ) -> Completion:
+        """One chat completion of a single user message.
+
+        schema, when given, is the JSON schema the answer should follow; schema_name identifies it
+        (structured-output support is remembered per name). Raises StopRun or RequestFailed.
+        """
+        ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,83 @@
+"""pydantic models: each kind's LLM answer, the stored example and the task record (design.md §3)."""
+
+from typing import Annotated, Any, Optional
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+# A non-empty string once surrounding white space is stripped.
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class Answer(BaseModel):
+    """An LLM answer: exactly the kind's keys, each a non-empty string; anything else is rejected."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ShortLongAnswer(Answer):
+    user_query: Text
+    positive_document: Text
+    hard_negative_document: Text
+
+
+class LongShortAnswer(Answer):
+    input_text: Text
+    label: Text
+    misleading_label: Text
+
+
+class PairAnswer(Answer):
+    """short-short and long-long: an input and its positive, no negative."""
+
+    input: Text
+    positive_document: Text
+
+
+class TripletAnswer(Answer):
+    """sts and bitext: S1, with S2 close to it and S3 further away."""
+
+    S1: Text
+    S2: Text
+    S3: Text
+
+
+def answer_schema(model: type[Answer]) -> dict[str, Any]:
+    """The JSON schema sent as response_format: plain strings, all keys required, no others.
+
+    Built by hand rather than from model_json_schema() because strict structured-output servers
+    refuse keywords such as minLength; the length check stays in pydantic.
+    """
+    keys = list(model.model_fields)
+    return {
+        "type": "object",
+        "properties": {key: {"type": "string"} for key in keys},
+        "required": keys,
+        "additionalProperties": False,
+    }
+
+
+TASK_LIST_SCHEMA: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
+
+
+class Example(BaseModel):
+    """One stored example, whatever its kind."""
+
+    id: str
+    index: int
+    kind: str
+    task: str
+    language: str
+    query: str
+    positive: str
+    negative: Optional[str]
+    placeholders: dict[str, str]
+    raw: dict[str, str]
+    model: str
+    seed: int
+
+
+class TaskRecord(BaseModel):
+    kind: str
+    task: str
+    model: str
+    seed: Optional[int] = None
