@@ -33,6 +33,7 @@ BaseUrl = Annotated[Optional[str], typer.Option(help="OpenAI-compatible endpoint
 Model = Annotated[Optional[str], typer.Option(help="Model name the endpoint serves.")]
 ApiKey = Annotated[Optional[str], typer.Option(help="API key (better: OPENAI_API_KEY).", show_default=False)]
 BackendOpt = Annotated[Optional[Backend], typer.Option("--backend", help="auto, openai or local.")]
+ModelPath = Annotated[Optional[Path], typer.Option(help="A GGUF file for the local backend instead of the built-in model.")]
 Concurrency = Annotated[Optional[int], typer.Option(min=1, max=4096, help="Requests in flight at once.")]
 TasksDir = Annotated[Optional[Path], typer.Option("--tasks", help="Folder of task files (default data/tasks).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
@@ -50,6 +51,8 @@ def _root(
 def settings(config_file: Optional[Path], **flags: Any) -> Config:
     """Load the config with the flags on top; a flag left unset is None and changes nothing."""
     llm = {k: flags.pop(k) for k in ("base_url", "model", "api_key") if k in flags}
+    model_path = flags.pop("model_path", None)
+    llm["model_path"] = str(model_path) if model_path is not None else None
     backend = flags.pop("backend", None)
     llm["backend"] = backend.value if backend is not None else None
     overrides: dict[str, Any] = {"llm": llm, "generate": {}}
@@ -75,6 +78,7 @@ def brainstorm(
     model: Model = None,
     api_key: ApiKey = None,
     backend: BackendOpt = None,
+    model_path: ModelPath = None,
     concurrency: Concurrency = None,
     quiet: Quiet = False,
 ) -> None:
@@ -82,7 +86,7 @@ def brainstorm(
     if out is not None and subtype is None:
         raise BadInput("--out needs --subtype: one file holds one subtype's tasks")
     cfg = settings(config, base_url=base_url, model=model, api_key=api_key, backend=backend,
-                   concurrency=concurrency, tasks=tasks)
+                   model_path=model_path, concurrency=concurrency, tasks=tasks)
     subtypes = [subtype.value] if subtype else list(SUBTYPES)
     results = asyncio.run(brainstorm_subtypes(cfg, subtypes, rounds, out, show_progress=not quiet))
     for result in results:
@@ -105,12 +109,13 @@ def generate(
     model: Model = None,
     api_key: ApiKey = None,
     backend: BackendOpt = None,
+    model_path: ModelPath = None,
     concurrency: Concurrency = None,
     quiet: Quiet = False,
 ) -> None:
     """Stage 2: generate N valid examples into OUT/examples.jsonl (resumes an interrupted run)."""
     cfg = settings(config, base_url=base_url, model=model, api_key=api_key, backend=backend,
-                   concurrency=concurrency, seed=seed, out=out, tasks=tasks, kinds=kinds, languages=languages)
+                   model_path=model_path, concurrency=concurrency, seed=seed, out=out, tasks=tasks, kinds=kinds, languages=languages)
     folder = Path(cfg.generate.out)
     try:
         run = asyncio.run(run_generation(cfg, n, folder, overwrite, show_progress=not quiet, max_requests=max_requests))

@@ -323,24 +323,29 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-async def prepare_tasks(
-    config: Config, backend: Backend, templates: Templates, show_progress: bool
-) -> dict[str, list[str]]:
-    """Every brainstormed kind in the mix with its tasks; a kind with none is brainstormed first."""
+def load_all_tasks(config: Config) -> dict[str, list[str]]:
+    """The tasks of every brainstormed kind in the mix ([] where there are none yet)."""
     tasks_dir = Path(config.generate.tasks)
-    tasks: dict[str, list[str]] = {}
-    for name in config.active_kinds():
-        if not KINDS[name].brainstormed:
+    return {
+        name: load_tasks(tasks_file(tasks_dir, name), name)
+        for name in config.active_kinds()
+        if KINDS[name].brainstormed
+    }
+
+
+async def brainstorm_missing(
+    config: Config, backend: Backend, templates: Templates, tasks: dict[str, list[str]], show_progress: bool
+) -> None:
+    """A kind in the mix with no tasks yet is brainstormed first."""
+    for name, known in tasks.items():
+        if known:
             continue
-        path = tasks_file(tasks_dir, name)
+        path = tasks_file(Path(config.generate.tasks), name)
+        say(f"no tasks for {name} in {path} yet: brainstorming them first")
+        result = await brainstorm(backend.client, config, templates, name, path, show_progress=show_progress)
         tasks[name] = load_tasks(path, name)
         if not tasks[name]:
-            say(f"no tasks for {name} in {path} yet: brainstorming them first")
-            result = await brainstorm(backend.client, config, templates, name, path, show_progress=show_progress)
-            tasks[name] = load_tasks(path, name)
-            if not tasks[name]:
-                raise RunStopped(f"the brainstorm for {name} gave no usable task ({'; '.join(result.failures[:3])})")
-    return tasks
+            raise RunStopped(f"the brainstorm for {name} gave no usable task ({'; '.join(result.failures[:3])})")
 
 
 def remove_run(out: Path) -> None:
@@ -353,13 +358,14 @@ async def generate(
     max_requests: Optional[int] = None,
 ) -> Generation:
     templates = Templates(Path(config.prompts) if config.prompts else None)
+    tasks = load_all_tasks(config)
     if overwrite:
         remove_run(out)
     previous = read_previous(out)
     backend = open_backend(config)
     try:
         say(f"synthgen {__version__}: {backend.description}")
-        tasks = await prepare_tasks(config, backend, templates, show_progress)
+        await brainstorm_missing(config, backend, templates, tasks, show_progress)
         parts = fingerprint_parts(config, templates, tasks)
         check_same_run(previous, parts, out)
         if previous.valid or previous.rejected:

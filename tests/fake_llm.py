@@ -51,6 +51,7 @@ class FakeLLM:
         self.latency = latency
         self.requests: list[dict] = []
         self.request_headers: list[dict[str, str]] = []
+        self.times: list[float] = []  # time.monotonic() at each request's arrival
         self.script: collections.deque = collections.deque()
         self.default: Action = "ok"
         self.refused_formats: set[str] = set()  # response_format types answered with 400
@@ -88,7 +89,7 @@ class FakeLLM:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
-                status, headers, reply = fake.handle(self.path, body, dict(self.headers))
+                status, headers, reply = fake.handle(self.path, body, {k.lower(): v for k, v in self.headers.items()})
                 if status == 0:  # drop the connection without an answer
                     self.close_connection = True
                     self.connection.shutdown(2)
@@ -118,6 +119,7 @@ class FakeLLM:
         with self._lock:
             self.requests.append(body)
             self.request_headers.append(headers)
+            self.times.append(time.monotonic())
             action = self.script.popleft() if self.script else self.default
             number = next(self._counter)
         if self.latency:

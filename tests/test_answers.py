@@ -1,0 +1,73 @@
+import json
+
+import pytest
+
+from synthgen.answers import validate_answer
+from synthgen.llm import Completion
+from synthgen.schemas import LongShortAnswer, PairAnswer, ShortLongAnswer, TripletAnswer
+
+GOOD = {"user_query": "q", "positive_document": "p", "hard_negative_document": "n"}
+
+
+def verdict(text, finish_reason="stop", model=ShortLongAnswer, refusal=None):
+    return validate_answer(Completion(text, finish_reason, refusal=refusal), model)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        json.dumps(GOOD),
+        "```json\n" + json.dumps(GOOD) + "\n```",
+        "```\n" + json.dumps(GOOD) + "```",
+        "Here is the example you asked for:\n" + json.dumps(GOOD),
+        "Sure! " + json.dumps(GOOD) + "\nHope this helps.",
+    ],
+)
+def test_json_is_found_in_plain_fenced_and_prose_answers(text):
+    assert verdict(text).reason is None
+    assert verdict(text).value == GOOD
+
+
+@pytest.mark.parametrize(
+    "text,finish_reason,reason",
+    [
+        (json.dumps(GOOD), "length", "truncated"),
+        ("", "stop", "empty"),
+        ("   \n", "stop", "empty"),
+        ('{"user_query": "q", "positive_doc', "stop", "invalid_json"),
+        ("no json here at all", "stop", "invalid_json"),
+        (json.dumps({**GOOD, "extra": "x"}), "stop", "schema"),
+        (json.dumps({"user_query": "q", "positive_document": "p"}), "stop", "schema"),
+        (json.dumps({**GOOD, "user_query": "   "}), "stop", "schema"),
+        (json.dumps({**GOOD, "user_query": 42}), "stop", "schema"),
+        (json.dumps([GOOD]), "stop", "schema"),
+    ],
+)
+def test_rejections_carry_their_reason(text, finish_reason, reason):
+    assert verdict(text, finish_reason).reason == reason
+
+
+def test_refusal_is_rejected():
+    assert verdict(None or "", refusal="I cannot").reason == "refusal"
+
+
+def test_values_are_stripped():
+    assert verdict(json.dumps({**GOOD, "user_query": "  q \n"})).value["user_query"] == "q"
+
+
+@pytest.mark.parametrize(
+    "model,keys",
+    [
+        (LongShortAnswer, ["input_text", "label", "misleading_label"]),
+        (PairAnswer, ["input", "positive_document"]),
+        (TripletAnswer, ["S1", "S2", "S3"]),
+    ],
+)
+def test_each_answer_model_takes_exactly_its_keys(model, keys):
+    answer = {key: f"value of {key}" for key in keys}
+    assert verdict(json.dumps(answer), model=model).value == answer
+    assert verdict(json.dumps({**answer, "S4": "x"}), model=model).reason == "schema"
+
+
+def test_extract_json_never_evaluates_code():
+    assert verdict("__import__('os').system('false')").reason == "invalid_json"

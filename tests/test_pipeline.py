@@ -1,0 +1,163 @@
+"""brainstorm -> generate -> dedup through the CLI, against a real HTTP server on 127.0.0.1."""
+
+import collections
+import json
+
+from conftest import read_jsonl
+from synthgen.kinds import KINDS, SUBTYPES
+from synthgen.schemas import Example, TaskRecord
+
+
+def generated(workdir, out="data/raw"):
+    folder = workdir / out
+    manifest = json.loads((folder / "manifest.json").read_text())
+    rejects = read_jsonl(folder / "rejects.jsonl") if (folder / "rejects.jsonl").exists() else []
+    return read_jsonl(folder / "examples.jsonl"), rejects, manifest
+
+
+def test_every_kind_end_to_end(cli, endpoint, llm, workdir):
+    result = cli("brainstorm", *endpoint)
+    assert result.status == 0, result.err
+    for subtype in SUBTYPES:
+        assert f"{subtype}: 20 new tasks" in result.out
+        tasks = read_jsonl(workdir / "data" / "tasks" / f"{subtype}.jsonl")
+        assert len(tasks) == 20
+        assert all(TaskRecord(**t).kind == subtype for t in tasks)
+
+    result = cli("generate", "--n", 120, *endpoint)
+    assert result.status == 0, result.err
+    examples, rejects, manifest = generated(workdir)
+    assert len(examples) == 120 and rejects == []
+    assert len({e["id"] for e in examples}) == 120
+    kinds = collections.Counter()
+    for record in examples:
+        example = Example(**record)
+        kind = KINDS[example.kind]
+        kind.answer.model_validate(example.raw)
+        assert (example.query, example.positive, example.negative) == kind.normalise(example.raw)
+        assert example.model == "fake-model" and example.seed == 0
+        assert example.task == (kind.instruction or example.placeholders["task"])
+        kinds[example.kind] += 1
+    assert set(kinds) == set(KINDS)
+    assert manifest["per_kind"] == dict(sorted(kinds.items()))
+    assert manifest["valid"] == 120 and manifest["requests"] == 120 == manifest["http_requests"]
+    assert manifest["status"] == "complete" and manifest["backend"] == "openai"
+    assert manifest["prompt_tokens"] > 0 and manifest["completion_tokens"] > 0
+    assert "api_key" not in manifest["config"]["llm"]
+
+    result = cli("dedup", "data/raw", "--quiet")
+    assert result.status == 0, result.err
+    assert "kept 120, removed 0" in result.out
+    assert len(read_jsonl(workdir / "data" / "dedup" / "examples.jsonl")) == 120
+
+
+def test_generate_brainstorms_a_kind_that_has_no_tasks(cli, endpoint, llm, workdir):
+    result = cli("generate", "--n", 10, "--kinds", "short-long=1,sts=1", *endpoint)
+    assert result.status == 0, result.err
+    assert "no tasks for short-long" in result.err
+    assert (workdir / "data" / "tasks" / "short-long.jsonl").exists()
+    assert not (workdir / "data" / "tasks" / "long-long.jsonl").exists()
+    examples, _, _ = generated(workdir)
+    assert {e["kind"] for e in examples} <= {"short-long", "sts"}
+
+
+def test_the_kind_mix_is_followed(cli, endpoint, llm, workdir):
+    result = cli("generate", "--n", 300, "--kinds", "sts=0.8,bitext=0.2", "--concurrency", 32, *endpoint)
+    assert result.status == 0, result.err
+    examples, _, _ = generated(workdir)
+    counts = collections.Counter(e["kind"] for e in examples)
+    assert set(counts) == {"sts", "bitext"}
+    assert 200 < counts["sts"] < 280
+
+
+def test_brainstorm_parses_cleans_and_dedups_tasks(cli, endpoint, llm, workdir):
+    long_task = "x" * 400
+    first = ["Find A.", "  Find   B.\n", "Find A.", 7, None, "", long_task, {"task": "Find C."}]
+    llm.then(lambda body: (200, {}, fake_chat(json.dumps(first))))
+    llm.then(lambda body: (200, {}, fake_chat("Here you go:\n```json\n" + json.dumps(["Find B.", "Find D."]) + "\n```")))
+    llm.then(lambda body: (200, {}, fake_chat(json.dumps({"tasks": ["Find E."]}))))
+    llm.then(lambda body: (200, {}, fake_chat("I have no ideas today.")))
+    out = workdir / "tasks.jsonl"
+    result = cli("brainstorm", "--subtype", "long-short", "--rounds", 4, "--out", out, "--concurrency", 1, *endpoint)
+    assert result.status == 0, result.err
+    assert "long-short: 4 new tasks" in result.out and "1 rounds gave nothing usable" in result.out
+    assert [t["task"] for t in read_jsonl(out)] == ["Find A.", "Find B.", "Find D.", "Find E."]
+    # A second brainstorm appends only what the file does not hold yet.
+    llm.then(lambda body: (200, {}, fake_chat(json.dumps(["Find A.", "Find F."]))))
+    result = cli("brainstorm", "--subtype", "long-short", "--out", out, *endpoint)
+    assert "long-short: 1 new tasks" in result.out
+    assert [t["task"] for t in read_jsonl(out)][-1] == "Find F."
+
+
+def fake_chat(text, finish_reason="stop"):
+    from fake_llm import chat_body
+
+    return chat_body(text, finish_reason)
+
+
+def test_same_seed_gives_the_same_prompts_and_other_seeds_do_not(cli, endpoint, llm, workdir):
+    assert cli("brainstorm", *endpoint).status == 0
+    runs = {}
+    for name, seed in (("a", 5), ("b", 5), ("c", 6)):
+        llm.requests.clear()
+        result = cli("generate", "--n", 60, "--seed", seed, "--out", f"data/{name}", "--concurrency", 8, *endpoint)
+        assert result.status == 0, result.err
+        examples, _, _ = generated(workdir, f"data/{name}")
+        by_index = {e["index"]: e for e in examples}
+        runs[name] = (sorted(llm.prompts()), [(i, by_index[i]["placeholders"]) for i in sorted(by_index)])
+    assert runs["a"] == runs["b"]
+    assert runs["a"][0] != runs["c"][0]
+
+
+def test_rejected_answers_are_kept_counted_and_replaced(cli, endpoint, llm, workdir):
+    assert cli("brainstorm", "--subtype", "short-long", *endpoint).status == 0
+    llm.then("bad_json", "fenced", "wrong_schema", "prose", "truncated", "empty", "empty_field", "refusal",
+             "no_choices")
+    result = cli("generate", "--n", 20, "--kinds", "short-long=1", "--concurrency", 1, *endpoint)
+    assert result.status == 0, result.err
+    examples, rejects, manifest = generated(workdir)
+    assert len(examples) == 20
+    reasons = collections.Counter(r["reason"] for r in rejects)
+    assert reasons == {"invalid_json": 1, "schema": 2, "truncated": 1, "empty": 2, "refusal": 1}
+    assert manifest["rejected"] == dict(sorted(reasons.items()))
+    assert manifest["requests"] == 27 == manifest["valid"] + manifest["rejected_total"]
+    assert {r["index"] for r in rejects}.isdisjoint(e["index"] for e in examples)
+    assert sorted([r["index"] for r in rejects] + [e["index"] for e in examples]) == list(range(27))
+    bad = next(r for r in rejects if r["reason"] == "invalid_json")
+    assert bad["text"].startswith('{"user_query"') and bad["kind"] == "short-long"
+    assert "rejected: empty 2, invalid_json 1, refusal 1, schema 2, truncated 1" in result.out
+
+
+def test_a_run_stops_short_at_the_request_cap(cli, endpoint, llm, workdir):
+    llm.default = "bad_json"
+    result = cli("generate", "--n", 5, "--kinds", "sts=1", "--max-requests", 8, *endpoint)
+    assert result.status == 1
+    assert "stopped short of 5" in result.err
+    _, rejects, manifest = generated(workdir)
+    assert len(rejects) == 8 == manifest["requests"] and manifest["status"] == "stopped"
+    assert len(llm.requests) == 8
+
+
+def test_structured_output_falls_back_once_and_remembers(cli, endpoint, llm, workdir):
+    llm.refused_formats = {"json_schema"}
+    result = cli("generate", "--n", 6, "--kinds", "sts=1", "--concurrency", 1, *endpoint)
+    assert result.status == 0, result.err
+    formats = [(r.get("response_format") or {}).get("type") for r in llm.requests]
+    assert formats == ["json_schema"] + ["json_object"] * 6
+    assert json.loads((workdir / "data/raw/manifest.json").read_text())["structured_output"] == {"sts": "json_object"}
+
+
+def test_structured_output_falls_back_to_none(cli, endpoint, llm, workdir):
+    llm.refused_formats = {"json_schema", "json_object"}
+    result = cli("generate", "--n", 4, "--kinds", "bitext=1", "--concurrency", 1, *endpoint)
+    assert result.status == 0, result.err
+    formats = [(r.get("response_format") or {}).get("type") for r in llm.requests]
+    assert formats == ["json_schema", "json_object"] + [None] * 4
+
+
+def test_json_schema_sent_is_the_kinds_schema(cli, endpoint, llm, workdir):
+    assert cli("generate", "--n", 1, "--kinds", "sts=1", *endpoint).status == 0
+    request = llm.requests[0]
+    schema = request["response_format"]["json_schema"]["schema"]
+    assert schema["required"] == ["S1", "S2", "S3"] and schema["additionalProperties"] is False
+    assert request["temperature"] == 1.0 and request["top_p"] == 1.0 and request["model"] == "fake-model"
