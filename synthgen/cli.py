@@ -3,6 +3,7 @@
 import asyncio
 import enum
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -13,7 +14,7 @@ from synthgen import __version__
 from synthgen.brainstorm import brainstorm_subtypes
 from synthgen.config import Config, load_config, parse_weights
 from synthgen.dedup import dedup as dedup_files
-from synthgen.errors import BadInput, RunStopped
+from synthgen.errors import BadInput, Interrupted, RunStopped
 from synthgen.generate import EXAMPLES, REJECTS, generate as run_generation
 from synthgen.kinds import SUBTYPES
 
@@ -119,9 +120,8 @@ def generate(
     folder = Path(cfg.generate.out)
     try:
         run = asyncio.run(run_generation(cfg, n, folder, overwrite, show_progress=not quiet, max_requests=max_requests))
-    except KeyboardInterrupt:
-        typer.echo(f"interrupted: what was written in {folder} is kept; run the same command again to resume",
-                   err=True)
+    except (KeyboardInterrupt, Interrupted):
+        typer.echo(f"interrupted: what was written in {folder} is kept; to resume, run: {resume_command()}", err=True)
         raise typer.Exit(130) from None
     rejected = ", ".join(f"{reason} {count}" for reason, count in sorted(run.reasons.items())) or "none"
     typer.echo(f"{run.valid} valid examples in {folder / EXAMPLES}; rejected: {rejected} (see {folder / REJECTS})")
@@ -143,6 +143,19 @@ def dedup(
     skipped = f", {result.not_examples} not examples" if result.not_examples else ""
     typer.echo(f"read {result.read} lines from {result.files} files: kept {result.kept}, removed {result.removed}, "
                f"unreadable {result.unreadable}{skipped} -> {out}")
+
+
+def resume_command() -> str:
+    """The command line that was run, minus an --api-key value (the key is never printed)."""
+    args, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif arg == "--api-key":
+            skip = True
+        elif not arg.startswith("--api-key="):
+            args.append(arg)
+    return shlex.join(["synthgen", *args])
 
 
 def _fail(message: str, status: int) -> None:

@@ -10,3 +10,7 @@ class RunStopped(Exception):
 
     Everything written before it was raised is kept.
     """
+
+
+class Interrupted(Exception):
+    """The user interrupted a run; what was written is kept and a rerun resumes: exit status 130."""

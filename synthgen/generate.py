@@ -8,6 +8,8 @@ config always give the same prompts, and a rerun skips every index already answe
 import asyncio
 import collections
 import json
+import os
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -19,7 +21,7 @@ from synthgen.answers import REQUEST_FAILED, validate_answer
 from synthgen.backends import Backend, open_backend
 from synthgen.brainstorm import brainstorm, load_tasks, tasks_file
 from synthgen.config import Config, digest
-from synthgen.errors import BadInput, RunStopped
+from synthgen.errors import BadInput, Interrupted, RunStopped
 from synthgen.jsonl import append_writer, cut_torn_tail, read_records, write_json_atomic
 from synthgen.kinds import KINDS
 from synthgen.llm import RequestFailed, StopRun
@@ -35,6 +37,7 @@ MANIFEST_EVERY = 2.0  # seconds between manifest updates during a run
 # Stop when this share of the last FAILURE_WINDOW requests used up their retries.
 FAILURE_WINDOW = 50
 FAILURE_SHARE = 0.5
+GRACE_SECONDS = 10.0  # how long an interrupted run waits for the requests in flight
 
 
 def fingerprint_parts(config: Config, templates: Templates, tasks: dict[str, list[str]]) -> dict[str, str]:
@@ -135,6 +138,8 @@ class Generation:
         self.in_flight = 0
         self.next_index = 0
         self.stop_reason: Optional[str] = None
+        self.interrupted = False
+        self._workers: list[asyncio.Task] = []
         self.recent_failures: collections.deque = collections.deque(maxlen=FAILURE_WINDOW)
         self.last_failure = ""
         self.started = time.monotonic()
@@ -143,7 +148,7 @@ class Generation:
     # -- the plan ------------------------------------------------------------------------------
 
     def _done(self) -> bool:
-        return self.stop_reason is not None or self.valid >= self.n or self.requests >= self.cap
+        return self.interrupted or self.stop_reason is not None or self.valid >= self.n or self.requests >= self.cap
 
     def _can_send(self) -> bool:
         return self._done() or self.valid + self.in_flight < self.n
@@ -161,35 +166,81 @@ class Generation:
 
     async def run(self) -> None:
         self._changed = asyncio.Condition()
-        workers = min(self.config.generate.concurrency, max(1, self.n - self.valid))
+        count = min(self.config.generate.concurrency, max(1, self.n - self.valid))
         self.out.mkdir(parents=True, exist_ok=True)
         self.examples = append_writer(self.out / EXAMPLES)
         self.rejects = append_writer(self.out / REJECTS)
         self.progress = Progress(
             "generate", self.n, "ex", self.show_progress, initial=min(self.valid, self.n), usage=self.client.usage
         )
+        loop = asyncio.get_running_loop()
+        signals = self._catch_interrupts(loop)
+        self.write_manifest("running")  # before the first request: examples never lack their run's fingerprint
         ticker = asyncio.create_task(self._write_manifest_often())
         status = "stopped"
         try:
             async with self.progress:
-                tasks = [asyncio.create_task(self._worker()) for _ in range(workers)]
+                self._workers = [asyncio.create_task(self._worker()) for _ in range(count)]
                 try:
-                    await asyncio.gather(*tasks)
+                    done, _ = await asyncio.wait(self._workers, return_when=asyncio.FIRST_EXCEPTION)
                 finally:
-                    for task in tasks:
+                    for task in self._workers:
                         task.cancel()
-                    await asyncio.gather(*tasks, return_exceptions=True)
-            status = "complete" if self.valid >= self.n else "stopped"
+                    await asyncio.gather(*self._workers, return_exceptions=True)
+                for task in done:
+                    if not task.cancelled() and task.exception() is not None:
+                        raise task.exception()  # type: ignore[misc]
+            if self.valid >= self.n:
+                status = "complete"
+            elif self.interrupted:
+                status = "interrupted"
         except StopRun as exc:
             self.stop_reason = str(exc)
-            raise RunStopped(str(exc)) from None
         finally:
+            for signum in signals:
+                loop.remove_signal_handler(signum)
             ticker.cancel()
             self.examples.close()
             self.rejects.close()
             self.write_manifest(status)
         if self.stop_reason:
             raise RunStopped(self.stop_reason)
+        if status == "interrupted":
+            raise Interrupted()
+
+    def _catch_interrupts(self, loop: asyncio.AbstractEventLoop) -> list[int]:
+        """Ctrl+C (or SIGTERM): stop sending, let requests in flight finish for a grace period.
+
+        A second one cancels them at once. Either way what was written stays, and the manifest is
+        written before the process exits.
+        """
+        caught = []
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(signum, self._interrupt, loop)
+                caught.append(signum)
+            except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
+                pass
+        return caught
+
+    def _interrupt(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.interrupted:
+            self._cancel_workers()
+            return
+        self.interrupted = True
+        say(f"\ninterrupted: waiting up to {GRACE_SECONDS:g} s for {self.in_flight} requests in flight "
+            "(interrupt again to stop at once)")
+        loop.call_later(GRACE_SECONDS, self._cancel_workers)
+        loop.create_task(self._wake_workers())
+
+    async def _wake_workers(self) -> None:
+        assert self._changed is not None
+        async with self._changed:
+            self._changed.notify_all()
+
+    def _cancel_workers(self) -> None:
+        for task in self._workers:
+            task.cancel()
 
     async def _worker(self) -> None:
         changed = self._changed
@@ -348,6 +399,17 @@ async def brainstorm_missing(
             raise RunStopped(f"the brainstorm for {name} gave no usable task ({'; '.join(result.failures[:3])})")
 
 
+def prepare_folder(out: Path) -> None:
+    """Make the output folder, or say in one line why it cannot be written."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise BadInput(f"cannot write to {out}: {exc.strerror or exc}") from None
+
+
 def remove_run(out: Path) -> None:
     for name in (EXAMPLES, REJECTS, MANIFEST):
         (out / name).unlink(missing_ok=True)
@@ -359,9 +421,12 @@ async def generate(
 ) -> Generation:
     templates = Templates(Path(config.prompts) if config.prompts else None)
     tasks = load_all_tasks(config)
+    prepare_folder(out)
     if overwrite:
         remove_run(out)
     previous = read_previous(out)
+    if all(tasks.values()):  # refuse a mismatched resume before anything is printed or sent
+        check_same_run(previous, fingerprint_parts(config, templates, tasks), out)
     backend = open_backend(config)
     try:
         say(f"synthgen {__version__}: {backend.description}")

@@ -88,7 +88,11 @@ class FakeLLM:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
+                try:
+                    body = json.loads(self.rfile.read(length))
+                except (ValueError, OSError):  # a client killed in the middle of its request
+                    self.close_connection = True
+                    return
                 status, headers, reply = fake.handle(self.path, body, {k.lower(): v for k, v in self.headers.items()})
                 if status == 0:  # drop the connection without an answer
                     self.close_connection = True
@@ -103,8 +107,14 @@ class FakeLLM:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 1024  # the default backlog of 5 resets connections under load
+            daemon_threads = True
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # a client killed mid-request (the crash tests do it on purpose)
+
+        self._server = Server(("127.0.0.1", 0), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
