@@ -143,7 +143,7 @@ class Generation:
         self.recent_failures: collections.deque = collections.deque(maxlen=FAILURE_WINDOW)
         self.last_failure = ""
         self.started = time.monotonic()
-        self._changed: Optional[asyncio.Condition] = None
+        self._slot_freed = asyncio.Event()
 
     # -- the plan ------------------------------------------------------------------------------
 
@@ -165,7 +165,6 @@ class Generation:
     # -- running -------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        self._changed = asyncio.Condition()
         count = min(self.config.generate.concurrency, max(1, self.n - self.valid))
         self.out.mkdir(parents=True, exist_ok=True)
         self.examples = append_writer(self.out / EXAMPLES)
@@ -231,33 +230,31 @@ class Generation:
         say(f"\ninterrupted: waiting up to {GRACE_SECONDS:g} s for {self.in_flight} requests in flight "
             "(interrupt again to stop at once)")
         loop.call_later(GRACE_SECONDS, self._cancel_workers)
-        loop.create_task(self._wake_workers())
+        self._wake_workers()
 
-    async def _wake_workers(self) -> None:
-        assert self._changed is not None
-        async with self._changed:
-            self._changed.notify_all()
+    def _wake_workers(self) -> None:
+        """Wake the workers waiting for a free slot (a pulse: set wakes every waiter, clear re-arms)."""
+        self._slot_freed.set()
+        self._slot_freed.clear()
 
     def _cancel_workers(self) -> None:
         for task in self._workers:
             task.cancel()
 
     async def _worker(self) -> None:
-        changed = self._changed
-        assert changed is not None
+        # One event loop, no await between the check and the take: no lock is needed.
         while True:
-            async with changed:
-                await changed.wait_for(self._can_send)
-                if self._done():
-                    return
-                index = self._take()
+            while not self._can_send():
+                await self._slot_freed.wait()
+            if self._done():
+                return
+            index = self._take()
             self.progress.sent()
             try:
                 ok = await self._request(self.planner.item(index))
             finally:
-                async with changed:
-                    self.in_flight -= 1
-                    changed.notify_all()
+                self.in_flight -= 1
+                self._wake_workers()
             self.progress.done(ok)
 
     async def _request(self, item: PlanItem) -> bool:

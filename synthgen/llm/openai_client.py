@@ -8,6 +8,7 @@ the server's Retry-After, which also pauses every other request of this client (
 
 import asyncio
 import email.utils
+import random
 import re
 import time
 from typing import Any, Optional
@@ -19,12 +20,14 @@ from tenacity import (
     retry_if_exception,
     stop_after_attempt,
     stop_after_delay,
-    wait_random_exponential,
 )
 
 from synthgen.llm.base import Completion, RequestFailed, StopRun, Usage
+from synthgen.llm.http import ChatTransport
 
 MODES = ("json_schema", "json_object", "none")
+BACKOFF_BASE = 0.5  # seconds: the first retry waits up to this, each next one up to twice as long
+BACKOFF_MAX = 30.0
 _TRY_AGAIN = re.compile(r"try again in\s*(\d+(?:\.\d+)?)\s*(ms|s)", re.IGNORECASE)
 _ABOUT_SCHEMA = re.compile(r"response_format|json_schema|json_object|schema|grammar", re.IGNORECASE)
 
@@ -92,12 +95,12 @@ class OpenAICompatibleClient:
             base_url=base_url or None, api_key=api_key or "sk-no-key", timeout=timeout, max_retries=0
         )
         self.base_url = str(self._client.base_url).rstrip("/")
+        self._transport = ChatTransport(self._client, api_key, timeout)
         self._sampling = {"temperature": temperature, "top_p": top_p}
         self._max_attempts = max_attempts
         self._retry_budget = retry_budget
         self._modes = MODES[MODES.index(structured_output) :]
         self._cooldown_until = 0.0
-        self._backoff = wait_random_exponential(multiplier=0.5, max=30)
 
     async def complete(
         self, prompt: str, *, max_tokens: int, schema: Optional[dict[str, Any]], schema_name: str
@@ -112,21 +115,31 @@ class OpenAICompatibleClient:
                     self.usage.structured_output[schema_name] = MODES[MODES.index(mode) + 1]
 
     async def aclose(self) -> None:
+        await self._transport.aclose()
         await self._client.close()
 
     async def _send_with_retries(
         self, prompt: str, max_tokens: int, schema: Optional[dict[str, Any]], schema_name: str, mode: str
     ) -> Completion:
+        try:  # the first attempt outside tenacity: most requests need no retry, and this is the hot path
+            return await self._send(prompt, max_tokens, schema, schema_name, mode)
+        except openai.APIError as exc:
+            if not _is_transient(exc):
+                raise
+            if self._max_attempts == 1:
+                raise RequestFailed(self._describe(exc)) from None
+            await asyncio.sleep(self._delay(exc, 1))
+        # The retries: tenacity's attempt k is the request's attempt k + 1.
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._max_attempts) | stop_after_delay(self._retry_budget),
+            stop=stop_after_attempt(self._max_attempts - 1) | stop_after_delay(self._retry_budget),
             wait=self._wait,
             retry=retry_if_exception(_is_transient),
-            before_sleep=self._count_retry,
             reraise=True,
         )
         try:
             async for attempt in retrying:
                 with attempt:
+                    self.usage.retries += 1
                     return await self._send(prompt, max_tokens, schema, schema_name, mode)
         except openai.APIError as exc:
             raise RequestFailed(self._describe(exc)) from None
@@ -151,31 +164,25 @@ class OpenAICompatibleClient:
             request["response_format"] = {"type": "json_object"}
         self.usage.http_requests += 1
         try:
-            response = await self._client.chat.completions.create(**request)
+            response, _ = await self._transport.post(request)
         except openai.APIStatusError as exc:
             self._classify(exc, mode)
             raise
         return self._completion(response)
 
-    def _completion(self, response: Any) -> Completion:
-        usage = response.usage
-        completion = Completion(text="", finish_reason=None)
-        if response.choices:
-            choice = response.choices[0]
-            message = choice.message
-            completion = Completion(
-                text=message.content or "",
-                finish_reason=choice.finish_reason,
-                refusal=getattr(message, "refusal", None),
-            )
-        if usage is not None:
-            completion = Completion(
-                completion.text,
-                completion.finish_reason,
-                usage.prompt_tokens or 0,
-                usage.completion_tokens or 0,
-                completion.refusal,
-            )
+    def _completion(self, response: dict[str, Any]) -> Completion:
+        """The first choice of a chat.completion object, read leniently: servers differ."""
+        choices = response.get("choices") or [{}]
+        choice = choices[0] if isinstance(choices[0], dict) else {}
+        message = choice.get("message") or {}
+        usage = response.get("usage") or {}
+        completion = Completion(
+            text=message.get("content") or "",
+            finish_reason=choice.get("finish_reason"),
+            prompt_tokens=usage.get("prompt_tokens") or 0,
+            completion_tokens=usage.get("completion_tokens") or 0,
+            refusal=message.get("refusal"),
+        )
         self.usage.add(completion)
         return completion
 
@@ -200,12 +207,13 @@ class OpenAICompatibleClient:
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
-        backoff = self._backoff(state)
+        return self._delay(exc, state.attempt_number + 1)
+
+    def _delay(self, exc: Optional[BaseException], failures: int) -> float:
+        """Full-jitter exponential backoff after `failures` failed attempts, at least Retry-After."""
+        backoff = random.uniform(0, min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (failures - 1)))
         asked = retry_after(exc) if exc is not None else None
         return max(backoff, asked) if asked is not None else backoff
-
-    def _count_retry(self, state: RetryCallState) -> None:
-        self.usage.retries += 1
 
     async def _cool_down(self) -> None:
         loop = asyncio.get_running_loop()

@@ -1,0 +1,104 @@
+"""A fast OpenAI-compatible chat-completions server on 127.0.0.1 for the benchmarks.
+
+It answers every synthgen kind and the brainstorm (and distilabel's retrieval prompts) with valid,
+unique JSON after a fixed latency, can answer a share of requests with 429, and keeps the arrival
+time of every request (GET /stats) so that a rate can be checked afterwards.
+
+    python bench/server.py --latency 0.1 [--port 0] [--reject-share 0.2] [--retry-after 1]
+prints "port N" when it listens.
+"""
+
+import argparse
+import asyncio
+import itertools
+import json
+import random
+import time
+
+from aiohttp import web
+
+KEY_SETS = (
+    ("hard_negative_document", ("user_query", "positive_document", "hard_negative_document")),
+    ("misleading_label", ("input_text", "label", "misleading_label")),
+    ("positive_document", ("input", "positive_document")),
+    ('"S3"', ("S1", "S2", "S3")),
+)
+FILLER = " ".join(f"word{i}" for i in range(60))
+
+
+def keys_for(body: dict, prompt: str) -> tuple:
+    schema = ((body.get("response_format") or {}).get("json_schema") or {}).get("schema") or {}
+    if schema.get("properties"):
+        return tuple(schema["properties"])
+    for marker, keys in KEY_SETS:
+        if marker in prompt:
+            return keys
+    return KEY_SETS[0][1]  # distilabel's retrieval prompt names the short-long keys in prose
+
+
+def make_app(latency: float, reject_share: float, retry_after: float, seed: int) -> web.Application:
+    counter = itertools.count()
+    arrivals: list[float] = []
+    rng = random.Random(seed)
+
+    async def chat(request: web.Request) -> web.Response:
+        arrivals.append(time.monotonic())
+        number = next(counter)
+        body = await request.json()
+        if reject_share and rng.random() < reject_share:
+            return web.json_response(
+                {"error": {"message": "rate limited", "type": "requests", "code": "rate_limit_exceeded"}},
+                status=429, headers={"retry-after": f"{retry_after:g}"},
+            )
+        prompt = body["messages"][-1]["content"]
+        if prompt.startswith("Brainstorm"):
+            text = json.dumps([f"Retrieve documents of sort {number}-{i} for a query." for i in range(20)])
+        else:
+            text = json.dumps({key: f"{key} {number} {FILLER}" for key in keys_for(body, prompt)})
+        if latency:
+            await asyncio.sleep(latency)
+        return web.json_response({
+            "id": f"chatcmpl-{number}", "object": "chat.completion", "created": 0, "model": body.get("model", "m"),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": len(prompt) // 4, "completion_tokens": len(text) // 4,
+                      "total_tokens": (len(prompt) + len(text)) // 4},
+        })
+
+    async def stats(request: web.Request) -> web.Response:
+        return web.json_response({"requests": len(arrivals), "arrivals": arrivals})
+
+    async def reset(request: web.Request) -> web.Response:
+        arrivals.clear()
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_get("/stats", stats)
+    app.router.add_post("/reset", reset)
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.1)
+    parser.add_argument("--reject-share", type=float, default=0.0)
+    parser.add_argument("--retry-after", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    async def serve() -> None:
+        runner = web.AppRunner(make_app(args.latency, args.reject_share, args.retry_after, args.seed),
+                               access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", args.port, backlog=4096)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        print(f"port {port}", flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()
