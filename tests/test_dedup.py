@@ -2,7 +2,7 @@ import json
 import tracemalloc
 
 from conftest import read_jsonl
-from synthgen.dedup import dedup
+from synthgen.dedup import CHUNK_BYTES, dedup
 
 
 def example(query, positive="p", negative="n", kind="short-long", **extra):
@@ -62,17 +62,28 @@ def test_rejects_files_in_folders_are_passed_over_and_the_output_is_not_read(cli
 
 
 def test_memory_grows_with_unique_keys_not_with_text(workdir):
-    """Every kept key costs a fixed-size digest: long documents cost no more than short ones."""
+    """A key costs a fixed-size digest; text is held a chunk at a time, never a file at a time."""
 
     def peak(size):
         path = workdir / f"in{size}.jsonl"
         write(path, [example(f"q{i}", "p" * size, "n" * size) for i in range(3000)])
         tracemalloc.start()
-        dedup([path], workdir / f"out{size}.jsonl", show_progress=False)
+        dedup([path], workdir / f"out{size}.jsonl", show_progress=False, processes=1)
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-        return peak
+        return peak, path.stat().st_size
 
-    short, long = peak(10), peak(20000)
-    # 3000 documents of 40 kB would be 120 MB if held; the digests are well under 1 MB.
-    assert long < short + 2_000_000
+    (short, _), (long, long_file) = peak(10), peak(20000)
+    assert long_file > 100_000_000
+    assert long < 5 * CHUNK_BYTES  # a few chunks of lines in flight, not the 120 MB file
+    assert short < 2_000_000  # 3,000 keys
+
+
+def test_parallel_and_serial_runs_agree(workdir):
+    records = [example(f"q{i % 700}", f"p{i % 3}") for i in range(5000)]
+    write(workdir / "in.jsonl", records, raw_lines=["garbage", "", '{"kind": 1}'])
+    # Small chunks: many of them, handed to two worker processes, must still keep input order.
+    serial = dedup([workdir / "in.jsonl"], workdir / "a.jsonl", show_progress=False, processes=1)
+    parallel = dedup([workdir / "in.jsonl"], workdir / "b.jsonl", show_progress=False, processes=2, chunk_bytes=999)
+    assert serial == parallel and serial.kept == 2100
+    assert (workdir / "a.jsonl").read_bytes() == (workdir / "b.jsonl").read_bytes()
