@@ -1,11 +1,15 @@
 """Choosing and opening the LLM client a run uses."""
 
 from dataclasses import dataclass
+from typing import Optional
 
 from synthgen.config import Config
 from synthgen.errors import BadInput
 from synthgen.llm import LLMClient
 from synthgen.llm.openai_client import OpenAICompatibleClient
+
+# The brainstorm's schema name (brainstorm.py); the local caps are keyed by kind or "brainstorm".
+BRAINSTORM_SCHEMA = "task_list"
 
 
 @dataclass
@@ -14,6 +18,7 @@ class Backend:
     client: LLMClient
     description: str  # one line for the user and the manifest; never the key
     endpoint: str  # base URL or model file
+    model_digest: Optional[str] = None  # SHA-256 of the local model file; None for an endpoint
 
 
 def choose(config: Config) -> str:
@@ -37,9 +42,45 @@ def open_backend(config: Config) -> Backend:
             max_attempts=llm.max_attempts,
             retry_budget=llm.retry_budget,
             structured_output=llm.structured_output,
+            rpm=llm.rpm,
+            tpm=llm.tpm,
         )
         return Backend("openai", client, f"OpenAI-compatible endpoint {client.base_url}, model {llm.model}", client.base_url)
-    raise BadInput(
-        "no endpoint configured and the embedded model is not available: pass --base-url/--model "
-        "or set OPENAI_API_KEY"
+    return open_local(config)
+
+
+def open_local(config: Config) -> Backend:
+    """The embedded model: llama.cpp in this process (the `local` extra), loaded on the first request."""
+    # Imported here: the local extra is optional, and the OpenAI path must not need it.
+    from synthgen.llm.local import LLAMA_HINT, LocalLlamaClient, LocalSettings, llama_cpp_available
+    from synthgen.llm.model_file import resolve_model
+
+    if not llama_cpp_available():
+        raise BadInput(
+            f"no endpoint configured (--base-url/OPENAI_BASE_URL or OPENAI_API_KEY), and {LLAMA_HINT}"
+        )
+    model_file = resolve_model(config.llm.model_path)
+    local = config.local
+    caps = {(BRAINSTORM_SCHEMA if name == "brainstorm" else name): cap for name, cap in local.max_tokens.items()}
+    settings = LocalSettings(
+        parallel=local.parallel,
+        n_ctx=local.n_ctx,
+        n_batch=local.n_batch,
+        n_threads=local.n_threads,
+        flash_attn=local.flash_attn,
+        share_prefix=local.share_prefix,
+        top_k=local.top_k,
+        min_p=local.min_p,
+        # A list answer is a brainstorm: a little over the num_tasks asked for, then the grammar closes it.
+        max_list_items=(config.brainstorm.num_tasks * 3 + 1) // 2,
+        max_tokens=caps,
     )
+    client = LocalLlamaClient(
+        model_file, settings, temperature=config.llm.temperature, top_p=config.llm.top_p, seed=config.generate.seed
+    )
+    origin = "built-in" if model_file.builtin else "--model-path"
+    description = (
+        f"embedded model {model_file.name} ({origin}, local, CPU, {settings.threads} threads, "
+        f"{settings.parallel} sequences at once)"
+    )
+    return Backend("local", client, description, str(model_file.path), model_file.sha256)

@@ -48,6 +48,8 @@ class LLMConfig(_Section):
     max_attempts: int = Field(ge=1)
     retry_budget: float = Field(gt=0)
     structured_output: Literal["json_schema", "json_object", "none"] = "json_schema"
+    rpm: float = Field(default=0, ge=0)
+    tpm: float = Field(default=0, ge=0)
     max_tokens: dict[str, int]
 
     @field_validator("base_url")
@@ -65,6 +67,30 @@ class LLMConfig(_Section):
         missing = (set(KINDS) | {"brainstorm"}) - set(value)
         if missing:
             raise ValueError(f"no max_tokens for {', '.join(sorted(missing))}")
+        if any(v < 1 for v in value.values()):
+            raise ValueError("max_tokens must be positive")
+        return value
+
+
+class LocalConfig(_Section):
+    """The embedded model (backend "local"); see [local] in configs/default.toml."""
+
+    parallel: int = Field(default=4, ge=1, le=64)
+    n_ctx: int = Field(default=2048, ge=256)
+    n_batch: int = Field(default=512, ge=16)
+    n_threads: int = Field(default=0, ge=0)
+    flash_attn: bool = False
+    share_prefix: bool = True
+    top_k: int = Field(default=40, ge=0)
+    min_p: float = Field(default=0.05, ge=0, le=1)
+    max_tokens: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("max_tokens")
+    @classmethod
+    def _max_tokens(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = set(value) - set(KINDS) - {"brainstorm"}
+        if unknown:
+            raise ValueError(f"no kind {sorted(unknown)[0]!r} (known: brainstorm, {', '.join(KINDS)})")
         if any(v < 1 for v in value.values()):
             raise ValueError("max_tokens must be positive")
         return value
@@ -102,6 +128,7 @@ class Config(_Section):
     kinds: dict[str, float]
     placeholders: dict[str, dict[str, list[PlaceholderValue]]]
     languages: dict[str, float]
+    local: LocalConfig = Field(default_factory=LocalConfig)
     # A folder of templates to use instead of the shipped prompts/ (same layout).
     prompts: str = ""
 
