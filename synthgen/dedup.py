@@ -92,7 +92,7 @@ def digest_lines(lines: list[bytes], key: str) -> tuple[bytes, bytes]:
             record = decode(line)
         except msgspec.ValidationError:
             status[i], digest = NOT_EXAMPLE, _NO_DIGEST
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):  # not JSON, or not UTF-8
             status[i], digest = UNREADABLE, _NO_DIGEST
         else:
             fields = [record.kind, record.query]

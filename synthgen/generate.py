@@ -115,6 +115,7 @@ class Generation:
         parts: dict[str, str],
         previous: Previous,
         show_progress: bool = True,
+        brainstormed: Optional[dict[str, float]] = None,
     ):
         self.config = config
         self.backend = backend
@@ -128,6 +129,7 @@ class Generation:
         self.fingerprint = digest(parts)
         self.previous = previous
         self.show_progress = show_progress
+        self.brainstormed = brainstormed if brainstormed and brainstormed["http_requests"] else None
         self.schemas = {name: answer_schema(kind.answer) for name, kind in KINDS.items()}
 
         self.valid = len(previous.valid)
@@ -346,6 +348,7 @@ class Generation:
             "fingerprint_parts": self.parts,
             "backend": self.backend.name,
             "model": self.client.model,
+            "model_digest": self.backend.model_digest,
             "endpoint": self.backend.endpoint,
             "seed": self.planner.seed,
             "n": self.n,
@@ -359,9 +362,11 @@ class Generation:
             "retries": summed("retries", usage.retries),
             "prompt_tokens": summed("prompt_tokens", usage.prompt_tokens),
             "completion_tokens": summed("completion_tokens", usage.completion_tokens),
+            "cooldown_seconds": round(summed("cooldown_seconds", usage.cooldown_seconds), 3),
             "wall_seconds": round(summed("wall_seconds", time.monotonic() - self.started), 3),
             "sessions": (before.get("sessions") or 0) + 1,
             "structured_output": dict(usage.structured_output),
+            "brainstorm": self.brainstormed or before.get("brainstorm"),
             "config": self.config.model_dump(mode="json", exclude={"llm": {"api_key"}}),
         }
         write_json_atomic(self.out / MANIFEST, manifest)
@@ -428,13 +433,14 @@ async def generate(
     try:
         say(f"synthgen {__version__}: {backend.description}")
         await brainstorm_missing(config, backend, templates, tasks, show_progress)
+        brainstormed = backend.client.usage.take_counts()  # kept apart: the manifest's counts are generation's
         parts = fingerprint_parts(config, templates, tasks)
         check_same_run(previous, parts, out)
         if previous.valid or previous.rejected:
             say(f"resuming {out}: {len(previous.valid)} valid and {len(previous.rejected)} rejected already there")
         generation = Generation(
             config, backend, templates, Planner(config, tasks), out, n, max_requests or request_cap(n, config), parts, previous,
-            show_progress,
+            show_progress, brainstormed,
         )
         await generation.run()
         return generation

@@ -71,9 +71,10 @@ class Example(BaseModel):
     positive: str
     negative: Optional[str]
     placeholders: dict[str, str]
-    raw: dict[str, str]
+    raw: dict[str, Any]  # the LLM's answer as validated, or an imported row as it was
     model: str
-    seed: int
+    seed: Optional[int]
+    source: Optional[str] = None  # set on imported examples: where they came from
 
 
 class TaskRecord(BaseModel):

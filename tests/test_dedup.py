@@ -87,3 +87,12 @@ def test_parallel_and_serial_runs_agree(workdir):
     parallel = dedup([workdir / "in.jsonl"], workdir / "b.jsonl", show_progress=False, processes=2, chunk_bytes=999)
     assert serial == parallel and serial.kept == 2100
     assert (workdir / "a.jsonl").read_bytes() == (workdir / "b.jsonl").read_bytes()
+
+
+def test_a_line_that_is_not_utf8_is_counted_as_unreadable(cli, workdir):
+    write(workdir / "in.jsonl", [example("q1")])
+    with open(workdir / "in.jsonl", "ab") as f:
+        f.write(b'{"kind": "sts", "query": "\xff\xfe", "positive": "p"}\n')
+    result = cli("dedup", "in.jsonl", "--out", "o.jsonl", "-q")
+    assert result.status == 0, result.err
+    assert "kept 1, removed 0, unreadable 1" in result.out

@@ -57,8 +57,11 @@ def test_generate_brainstorms_a_kind_that_has_no_tasks(cli, endpoint, llm, workd
     assert "no tasks for short-long" in result.err
     assert (workdir / "data" / "tasks" / "short-long.jsonl").exists()
     assert not (workdir / "data" / "tasks" / "long-long.jsonl").exists()
-    examples, _, _ = generated(workdir)
+    examples, _, manifest = generated(workdir)
     assert {e["kind"] for e in examples} <= {"short-long", "sts"}
+    # The brainstorm's spending is reported apart, so generation's own counts add up.
+    assert manifest["brainstorm"]["http_requests"] == 1
+    assert manifest["http_requests"] == manifest["requests"] + manifest["retries"] == 10
 
 
 def test_the_kind_mix_is_followed(cli, endpoint, llm, workdir):

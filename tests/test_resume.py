@@ -185,7 +185,10 @@ def test_a_server_slower_than_the_timeout_is_abandoned_and_retried(cli, llm, wor
 
 
 def test_a_429_pauses_every_worker(cli, llm, workdir):
+    # The 429 comes back at once; the other three requests in flight take 0.3 s, so the pause is
+    # known to the client before any worker is free to send again.
     llm.then({"status": 429, "headers": {"retry-after": "1"}, "body": {"error": {"message": "slow down"}}})
+    llm.default = {"sleep": 0.3}
     result = cli("generate", "--n", 12, "--kinds", "sts=1", "--concurrency", 4, "--base-url", llm.base_url, "-q")
     assert result.status == 0, result.err
     first = llm.times[0]

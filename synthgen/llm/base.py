@@ -21,7 +21,19 @@ class Usage:
     retries: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cooldown_seconds: float = 0.0  # time every request was held back because the server asked
     structured_output: dict[str, str] = field(default_factory=dict)
+
+    def take_counts(self) -> dict[str, float]:
+        """The counters so far, zeroed: what one stage spent, apart from the next one."""
+        counts = {
+            "http_requests": self.http_requests,
+            "retries": self.retries,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+        }
+        self.http_requests = self.retries = self.prompt_tokens = self.completion_tokens = 0
+        return counts
 
     def add(self, completion: Completion) -> None:
         self.prompt_tokens += completion.prompt_tokens

@@ -24,6 +24,7 @@ from tenacity import (
 
 from synthgen.llm.base import Completion, RequestFailed, StopRun, Usage
 from synthgen.llm.http import ChatTransport
+from synthgen.llm.limits import RateLimits, estimate_tokens, exhausted_for
 
 MODES = ("json_schema", "json_object", "none")
 BACKOFF_BASE = 0.5  # seconds: the first retry waits up to this, each next one up to twice as long
@@ -86,6 +87,8 @@ class OpenAICompatibleClient:
         max_attempts: int = 6,
         retry_budget: float = 600.0,
         structured_output: str = "json_schema",
+        rpm: float = 0,
+        tpm: float = 0,
     ):
         self.model = model
         self.usage = Usage()
@@ -101,6 +104,7 @@ class OpenAICompatibleClient:
         self._retry_budget = retry_budget
         self._modes = MODES[MODES.index(structured_output) :]
         self._cooldown_until = 0.0
+        self._limits = RateLimits(rpm, tpm)
 
     async def complete(
         self, prompt: str, *, max_tokens: int, schema: Optional[dict[str, Any]], schema_name: str
@@ -148,7 +152,8 @@ class OpenAICompatibleClient:
     async def _send(
         self, prompt: str, max_tokens: int, schema: Optional[dict[str, Any]], schema_name: str, mode: str
     ) -> Completion:
-        await self._cool_down()
+        estimate = estimate_tokens(prompt, max_tokens)
+        await self._admit(estimate)
         request: dict[str, Any] = {
             "model": self.model,
             "messages": [{"role": "user", "content": prompt}],
@@ -164,11 +169,16 @@ class OpenAICompatibleClient:
             request["response_format"] = {"type": "json_object"}
         self.usage.http_requests += 1
         try:
-            response, _ = await self._transport.post(request)
+            response, headers = await self._transport.post(request)
         except openai.APIStatusError as exc:
             self._classify(exc, mode)
             raise
-        return self._completion(response)
+        completion = self._completion(response)
+        self._limits.settle(estimate, completion.prompt_tokens + completion.completion_tokens)
+        pause = exhausted_for(headers)
+        if pause:
+            self._pause_all(pause)
+        return completion
 
     def _completion(self, response: dict[str, Any]) -> Completion:
         """The first choice of a chat.completion object, read leniently: servers differ."""
@@ -200,10 +210,9 @@ class OpenAICompatibleClient:
         if not _is_transient(exc):
             raise StopRun(f"the endpoint rejected the request ({status}): {self._describe(exc)}")
         if status == 429:
-            pause = retry_after(exc)
+            pause = retry_after(exc) or exhausted_for(exc.response.headers)
             if pause:
-                loop_now = asyncio.get_running_loop().time()
-                self._cooldown_until = max(self._cooldown_until, loop_now + pause)
+                self._pause_all(pause)
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -215,9 +224,19 @@ class OpenAICompatibleClient:
         asked = retry_after(exc) if exc is not None else None
         return max(backoff, asked) if asked is not None else backoff
 
-    async def _cool_down(self) -> None:
+    def _pause_all(self, seconds: float) -> None:
+        """A shared cool-down: no request of this client starts before it ends."""
+        now = asyncio.get_running_loop().time()
+        until = now + seconds
+        if until > self._cooldown_until:
+            self.usage.cooldown_seconds += until - max(now, self._cooldown_until)
+            self._cooldown_until = until
+
+    async def _admit(self, estimated_tokens: int) -> None:
+        """Wait for this request's slot in the rate limits and for any cool-down to end."""
         loop = asyncio.get_running_loop()
-        while (delay := self._cooldown_until - loop.time()) > 0:
+        start = self._limits.reserve(loop.time(), estimated_tokens)
+        while (delay := max(start, self._cooldown_until) - loop.time()) > 0:
             await asyncio.sleep(delay)
 
     def _describe(self, exc: BaseException) -> str:
