@@ -1,0 +1,373 @@
+"""What a dataset holds and how well the LLM followed its prompts, in one streaming pass.
+
+- counts by kind, language, source and placeholder value;
+- lengths in words (white-space separated) of query, positive and negative per kind: min, median,
+  95th percentile (nearest rank) and max, from a histogram of lengths (memory does not grow with
+  the data);
+- adherence: the share of examples whose lengths meet what their prompt asked for (short-long
+  query_length and num_words, long-short num_words, long-long's fixed "at least 300 words");
+- leaks: the share where the query equals or contains the positive (case and spacing ignored),
+  and where the positive equals the negative;
+- tasks: how many distinct task definitions, and examples per task (min, median, max);
+- the runs behind the data: rejected answers by reason and tokens per valid example, from
+  manifest.json (or rejects.jsonl) beside the input files.
+"""
+
+import collections
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from synthgen.errors import BadInput
+from synthgen.generate import MANIFEST, REJECTS
+from synthgen.jsonl import read_records
+from synthgen.records import ReadCounts, example_files, read_examples, source_of, task_of
+
+FIELDS = ("query", "positive", "negative")
+# Placeholders counted elsewhere: every task is its own value, and language has its own table.
+NOT_COUNTED_PLACEHOLDERS = frozenset({"task", "language"})
+INF = math.inf
+
+
+def words(text: Optional[str]) -> int:
+    return len(text.split()) if text else 0
+
+
+_LESS = re.compile(r"^(?:less|fewer) than (\d+)(?: words?)?$")
+_AT_MOST = re.compile(r"^(?:at most|up to|no more than) (\d+)(?: words?)?$")
+_AT_LEAST = re.compile(r"^(?:at least|no less than|no fewer than) (\d+)(?: words?)?$")
+_MORE = re.compile(r"^more than (\d+)(?: words?)?$")
+_RANGE = re.compile(r"^(?:between )?(\d+) ?(?:to|-|and) ?(\d+)(?: words?)?$")
+_NUMBER = re.compile(r"^(\d+)(?: words?)?$")
+
+
+def word_bounds(phrase: Any) -> Optional[tuple[float, float]]:
+    """The inclusive word-count range a length phrase asks for, or None when it is not one.
+
+    "less than 5 words" -> (0, 4); "5 to 15 words" -> (5, 15); "at least 10 words" -> (10, inf);
+    a bare number is a minimum, as the short-long prompt says ("at least {num_words} words").
+    """
+    if isinstance(phrase, (int, float)) and not isinstance(phrase, bool):
+        return (float(phrase), INF)
+    if not isinstance(phrase, str):
+        return None
+    text = " ".join(phrase.lower().split())
+    if m := _LESS.match(text):
+        return (0, int(m[1]) - 1)
+    if m := _AT_MOST.match(text):
+        return (0, int(m[1]))
+    if m := _AT_LEAST.match(text):
+        return (int(m[1]), INF)
+    if m := _MORE.match(text):
+        return (int(m[1]) + 1, INF)
+    if m := _RANGE.match(text):
+        return (int(m[1]), int(m[2]))
+    if m := _NUMBER.match(text):
+        return (int(m[1]), INF)
+    return None
+
+
+@dataclass(frozen=True)
+class Check:
+    """One length constraint: the kind's `field` should meet the phrase in `placeholder` (or `fixed`)."""
+
+    name: str
+    kind: str
+    field: str
+    placeholder: Optional[str] = None
+    fixed: Optional[str] = None
+
+
+CHECKS = (
+    Check("short-long query_length (query)", "short-long", "query", placeholder="query_length"),
+    Check("short-long num_words (positive)", "short-long", "positive", placeholder="num_words"),
+    Check("short-long num_words (negative)", "short-long", "negative", placeholder="num_words"),
+    Check("long-short num_words (input_text)", "long-short", "query", placeholder="num_words"),
+    Check("long-long at least 300 words (input)", "long-long", "query", fixed="at least 300 words"),
+    Check("long-long at least 300 words (positive)", "long-long", "positive", fixed="at least 300 words"),
+)
+
+
+def _norm(text: Optional[str]) -> str:
+    return " ".join(text.split()).casefold() if text else ""
+
+
+def share(part: int, whole: int) -> Optional[float]:
+    return round(part / whole, 4) if whole else None
+
+
+def summarise(histogram: collections.Counter) -> Optional[dict[str, Any]]:
+    """n, min, median, p95 (nearest rank) and max of the values a histogram counts."""
+    n = sum(histogram.values())
+    if not n:
+        return None
+    values = sorted(histogram.items())
+
+    def at(rank: int) -> float:  # the rank-th smallest value, from 1
+        seen = 0
+        for value, count in values:
+            seen += count
+            if seen >= rank:
+                return value
+        return values[-1][0]
+
+    median = at((n + 1) // 2) if n % 2 else (at(n // 2) + at(n // 2 + 1)) / 2
+    return {"n": n, "min": values[0][0], "median": median, "p95": at(math.ceil(0.95 * n)), "max": values[-1][0]}
+
+
+def spread(counts: Iterable[int]) -> Optional[dict[str, Any]]:
+    return summarise(collections.Counter(counts))
+
+
+@dataclass
+class Tally:
+    examples: int = 0
+    met: int = 0
+
+    def add(self, ok: bool) -> None:
+        self.examples += 1
+        self.met += ok
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"examples": self.examples, "met": self.met, "share": share(self.met, self.examples)}
+
+
+@dataclass
+class Collector:
+    """Everything the pass over the examples counts."""
+
+    kinds: collections.Counter = field(default_factory=collections.Counter)
+    languages: collections.Counter = field(default_factory=collections.Counter)
+    sources: collections.Counter = field(default_factory=collections.Counter)
+    placeholders: dict = field(default_factory=lambda: collections.defaultdict(
+        lambda: collections.defaultdict(collections.Counter)))
+    lengths: dict = field(default_factory=lambda: collections.defaultdict(collections.Counter))
+    checks: dict = field(default_factory=lambda: {c.name: (Tally(), collections.defaultdict(Tally)) for c in CHECKS})
+    leaks: dict = field(default_factory=lambda: collections.defaultdict(collections.Counter))
+    tasks: dict = field(default_factory=lambda: collections.defaultdict(collections.Counter))
+
+    def add(self, example: dict) -> None:
+        kind = example["kind"]
+        self.kinds[kind] += 1
+        language = example.get("language")
+        self.languages[language if isinstance(language, str) else "(none)"] += 1
+        self.sources[source_of(example)] += 1
+        placeholders = example.get("placeholders")
+        placeholders = placeholders if isinstance(placeholders, dict) else {}
+        for name, value in placeholders.items():
+            if name not in NOT_COUNTED_PLACEHOLDERS:
+                self.placeholders[kind][name][str(value)] += 1
+        lengths = {}
+        for name in FIELDS:
+            text = example[name]
+            if text is not None:
+                lengths[name] = words(text)
+                self.lengths[(kind, name)][lengths[name]] += 1
+        for check in CHECKS:
+            if check.kind != kind or check.field not in lengths:
+                continue
+            phrase = check.fixed if check.fixed is not None else placeholders.get(check.placeholder or "")
+            bounds = word_bounds(phrase)
+            if bounds is None:
+                continue
+            ok = bounds[0] <= lengths[check.field] <= bounds[1]
+            total, by_value = self.checks[check.name]
+            total.add(ok)
+            by_value[str(phrase)].add(ok)
+        query, positive = _norm(example["query"]), _norm(example["positive"])
+        leak = self.leaks[kind]
+        leak["examples"] += 1
+        leak["query_equals_positive"] += query == positive
+        leak["query_contains_positive"] += positive in query
+        if example["negative"] is not None:
+            leak["with_negative"] += 1
+            leak["positive_equals_negative"] += positive == _norm(example["negative"])
+        self.tasks[kind][task_of(example)] += 1
+
+
+def _leak_row(counts: collections.Counter) -> dict[str, Any]:
+    n = counts["examples"]
+    return {
+        "examples": n,
+        "query_equals_positive": counts["query_equals_positive"],
+        "query_contains_positive": counts["query_contains_positive"],
+        "share_query_contains_positive": share(counts["query_contains_positive"], n),
+        "with_negative": counts["with_negative"],
+        "positive_equals_negative": counts["positive_equals_negative"],
+    }
+
+
+def run_folders(files: list[Path]) -> list[Path]:
+    """The folders of the input files, where a run keeps its manifest and rejects."""
+    folders: dict[Path, None] = {}
+    for file in files:
+        folders.setdefault(file.resolve().parent, None)
+    return list(folders)
+
+
+def run_report(folders: list[Path]) -> dict[str, Any]:
+    """Rejected answers by reason and tokens, summed over the runs found beside the input."""
+    rejected: collections.Counter = collections.Counter()
+    manifests = rejects_files = 0
+    valid = prompt_tokens = completion_tokens = 0
+    for folder in folders:
+        manifest_path = folder / MANIFEST
+        manifest = None
+        if manifest_path.is_file():
+            try:
+                manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                manifest = None
+        if isinstance(manifest, dict) and isinstance(manifest.get("rejected"), dict):
+            manifests += 1
+            rejected.update({str(k): int(v) for k, v in manifest["rejected"].items() if isinstance(v, int)})
+            valid += int(manifest.get("valid") or 0)
+            prompt_tokens += int(manifest.get("prompt_tokens") or 0)
+            completion_tokens += int(manifest.get("completion_tokens") or 0)
+        elif (folder / REJECTS).is_file():
+            rejects_files += 1
+            for record in read_records(folder / REJECTS):
+                reason = record.get("reason") if isinstance(record, dict) else None
+                rejected[reason if isinstance(reason, str) else "unreadable line"] += 1
+    tokens = prompt_tokens + completion_tokens
+    per_valid = (lambda n: round(n / valid, 1)) if valid and manifests else (lambda n: None)
+    return {
+        "manifests": manifests,
+        "rejects_files": rejects_files,
+        "valid": valid if manifests else None,
+        "rejected": dict(sorted(rejected.items())),
+        "rejected_total": sum(rejected.values()),
+        "prompt_tokens": prompt_tokens if manifests else None,
+        "completion_tokens": completion_tokens if manifests else None,
+        "tokens_per_valid": per_valid(tokens),
+        "prompt_tokens_per_valid": per_valid(prompt_tokens),
+        "completion_tokens_per_valid": per_valid(completion_tokens),
+    }
+
+
+def stats(paths: list[Path], show_progress: bool = False) -> dict[str, Any]:
+    files = example_files(paths)
+    read = ReadCounts()
+    collector = Collector()
+    for example in read_examples(files, read, "stats", show_progress):
+        collector.add(example)
+    if read.examples == 0:
+        raise BadInput(f"no stored examples in {', '.join(str(p) for p in paths)} "
+                       f"({read.lines} lines{read.skipped()})")
+    c = collector
+    total_leaks: collections.Counter = collections.Counter()
+    for counts in c.leaks.values():
+        total_leaks.update(counts)
+    all_tasks: collections.Counter = collections.Counter()
+    for counter in c.tasks.values():
+        all_tasks.update(counter)
+    return {
+        "files": read.files,
+        "lines": read.lines,
+        "examples": read.examples,
+        "unreadable": read.unreadable,
+        "not_examples": read.not_examples,
+        "kinds": dict(c.kinds.most_common()),
+        "languages": dict(c.languages.most_common()),
+        "sources": dict(c.sources.most_common()),
+        "placeholders": {
+            kind: {name: dict(sorted(values.items())) for name, values in sorted(names.items())}
+            for kind, names in sorted(c.placeholders.items())
+        },
+        "lengths": {
+            kind: {name: summary for name in FIELDS if (summary := summarise(c.lengths[(kind, name)])) is not None}
+            for kind in c.kinds
+        },
+        "adherence": {
+            name: {**total.as_dict(), "by_value": {value: t.as_dict() for value, t in sorted(by_value.items())}}
+            for name, (total, by_value) in c.checks.items()
+            if total.examples
+        },
+        "leaks": {"all": _leak_row(total_leaks), **{kind: _leak_row(counts) for kind, counts in c.leaks.items()}},
+        "tasks": {
+            "unique": len(all_tasks),
+            "per_task": spread(all_tasks.values()),
+            "by_kind": {
+                kind: {"unique": len(counter), "per_task": spread(counter.values())}
+                for kind, counter in c.tasks.items()
+            },
+        },
+        "runs": run_report(run_folders(files)),
+    }
+
+
+# -- the terminal ------------------------------------------------------------------------------
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:g}" if value != int(value) or abs(value) >= 1e15 else str(int(value))
+    return str(value)
+
+
+def _percent(value: Optional[float]) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def table(title: str, header: list[str], rows: list[list[Any]]) -> list[str]:
+    """A plain text table: first column left, the others right-aligned."""
+    cells = [header] + [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = [title]
+    for row in cells:
+        parts = [row[0].ljust(widths[0])] + [v.rjust(w) for v, w in zip(row[1:], widths[1:])]
+        lines.append("  " + "  ".join(parts).rstrip())
+    return lines + [""]
+
+
+def _counts_table(title: str, counts: dict[str, int], total: int) -> list[str]:
+    return table(title, ["", "examples", "share"], [[k, v, _percent(share(v, total))] for k, v in counts.items()])
+
+
+def render(report: dict[str, Any]) -> str:
+    n = report["examples"]
+    skipped = "".join(f", {label} {report[key]}" for key, label in (("unreadable", "unreadable"),
+                                                                     ("not_examples", "not examples")) if report[key])
+    out = [f"{n} examples in {report['files']} files{skipped}", ""]
+    out += _counts_table("by kind", report["kinds"], n)
+    out += _counts_table("by language", report["languages"], n)
+    out += _counts_table("by source", report["sources"], n)
+    for kind, names in report["placeholders"].items():
+        rows = [[f"{name} = {value}", count] for name, values in names.items() for value, count in values.items()]
+        out += table(f"placeholders of {kind}", ["", "examples"], rows)
+    rows = [[f"{kind} {name}", s["n"], s["min"], s["median"], s["p95"], s["max"]]
+            for kind, fields in report["lengths"].items() for name, s in fields.items()]
+    out += table("length in words", ["", "n", "min", "median", "p95", "max"], rows)
+    rows = []
+    for name, check in report["adherence"].items():
+        rows.append([name, check["examples"], check["met"], _percent(check["share"])])
+        rows += [[f"  {value}", t["examples"], t["met"], _percent(t["share"])] for value, t in check["by_value"].items()]
+    if rows:
+        out += table("adherence to the requested length", ["", "examples", "met", "share"], rows)
+    rows = [[kind, r["examples"], r["query_equals_positive"], r["query_contains_positive"],
+             _percent(r["share_query_contains_positive"]), r["positive_equals_negative"]]
+            for kind, r in report["leaks"].items()]
+    out += table("query and positive", ["", "examples", "query = positive", "query contains positive", "share",
+                                        "positive = negative"], rows)
+    tasks = report["tasks"]
+    rows = [["all", tasks["unique"], *(tasks["per_task"][k] for k in ("min", "median", "max"))]]
+    rows += [[kind, t["unique"], *(t["per_task"][k] for k in ("min", "median", "max"))]
+             for kind, t in tasks["by_kind"].items()]
+    out += table("tasks", ["", "unique", "examples per task: min", "median", "max"], rows)
+    runs = report["runs"]
+    if runs["manifests"] or runs["rejects_files"]:
+        where = f"{runs['manifests']} manifests" + (f", {runs['rejects_files']} rejects files" if runs["rejects_files"] else "")
+        reasons = ", ".join(f"{reason} {count}" for reason, count in runs["rejected"].items()) or "none"
+        out.append(f"rejected answers ({where}): {runs['rejected_total']} ({reasons})")
+        if runs["tokens_per_valid"] is not None:
+            out.append(f"tokens per valid example: {_cell(runs['tokens_per_valid'])} "
+                       f"(prompt {_cell(runs['prompt_tokens_per_valid'])}, completion "
+                       f"{_cell(runs['completion_tokens_per_valid'])}; {runs['valid']} valid examples)")
+    else:
+        out.append("rejected answers and tokens: no manifest.json or rejects.jsonl beside the input")
+    return "\n".join(out).rstrip() + "\n"
