@@ -15,7 +15,9 @@ from synthgen.brainstorm import brainstorm_subtypes
 from synthgen.config import Config, load_config, parse_weights
 from synthgen.dedup import dedup as dedup_files
 from synthgen.errors import BadInput, Interrupted, RunStopped
+from synthgen.export import FORMATS as EXPORT_FORMATS
 from synthgen.generate import EXAMPLES, REJECTS, generate as run_generation
+from synthgen.importers import IMPORT_FORMATS
 from synthgen.kinds import SUBTYPES
 
 app = typer.Typer(
@@ -35,6 +37,8 @@ Model = Annotated[Optional[str], typer.Option(help="Model name the endpoint serv
 ApiKey = Annotated[Optional[str], typer.Option(help="API key (better: OPENAI_API_KEY).", show_default=False)]
 BackendOpt = Annotated[Optional[Backend], typer.Option("--backend", help="auto, openai or local.")]
 ModelPath = Annotated[Optional[Path], typer.Option(help="A GGUF file for the local backend instead of the built-in model.")]
+Rpm = Annotated[Optional[float], typer.Option(min=0, help="Requests per minute at most (0: no limit).")]
+Tpm = Annotated[Optional[float], typer.Option(min=0, help="Tokens per minute at most (0: no limit).")]
 Concurrency = Annotated[Optional[int], typer.Option(min=1, max=4096, help="Requests in flight at once.")]
 TasksDir = Annotated[Optional[Path], typer.Option("--tasks", help="Folder of task files (default data/tasks).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
@@ -52,6 +56,8 @@ def _root(
 def settings(config_file: Optional[Path], **flags: Any) -> Config:
     """Load the config with the flags on top; a flag left unset is None and changes nothing."""
     llm = {k: flags.pop(k) for k in ("base_url", "model", "api_key") if k in flags}
+    for name in ("rpm", "tpm"):
+        llm[name] = flags.pop(name, None)
     model_path = flags.pop("model_path", None)
     llm["model_path"] = str(model_path) if model_path is not None else None
     backend = flags.pop("backend", None)
@@ -81,13 +87,15 @@ def brainstorm(
     backend: BackendOpt = None,
     model_path: ModelPath = None,
     concurrency: Concurrency = None,
+    rpm: Rpm = None,
+    tpm: Tpm = None,
     quiet: Quiet = False,
 ) -> None:
     """Stage 1: brainstorm task definitions for the asymmetric subtypes."""
     if out is not None and subtype is None:
         raise BadInput("--out needs --subtype: one file holds one subtype's tasks")
     cfg = settings(config, base_url=base_url, model=model, api_key=api_key, backend=backend,
-                   model_path=model_path, concurrency=concurrency, tasks=tasks)
+                   model_path=model_path, concurrency=concurrency, rpm=rpm, tpm=tpm, tasks=tasks)
     subtypes = [subtype.value] if subtype else list(SUBTYPES)
     results = asyncio.run(brainstorm_subtypes(cfg, subtypes, rounds, out, show_progress=not quiet))
     for result in results:
@@ -112,11 +120,13 @@ def generate(
     backend: BackendOpt = None,
     model_path: ModelPath = None,
     concurrency: Concurrency = None,
+    rpm: Rpm = None,
+    tpm: Tpm = None,
     quiet: Quiet = False,
 ) -> None:
     """Stage 2: generate N valid examples into OUT/examples.jsonl (resumes an interrupted run)."""
     cfg = settings(config, base_url=base_url, model=model, api_key=api_key, backend=backend,
-                   model_path=model_path, concurrency=concurrency, seed=seed, out=out, tasks=tasks, kinds=kinds, languages=languages)
+                   model_path=model_path, concurrency=concurrency, rpm=rpm, tpm=tpm, seed=seed, out=out, tasks=tasks, kinds=kinds, languages=languages)
     folder = Path(cfg.generate.out)
     try:
         run = asyncio.run(run_generation(cfg, n, folder, overwrite, show_progress=not quiet, max_requests=max_requests))
@@ -143,6 +153,227 @@ def dedup(
     skipped = f", {result.not_examples} not examples" if result.not_examples else ""
     typer.echo(f"read {result.read} lines from {result.files} files: kept {result.kept}, removed {result.removed}, "
                f"unreadable {result.unreadable}{skipped} -> {out}")
+
+
+ExportFormat = enum.Enum("ExportFormat", {n: n for n in EXPORT_FORMATS}, type=str)  # type: ignore[misc]
+ImportFormat = enum.Enum("ImportFormat", {n: n for n in IMPORT_FORMATS}, type=str)  # type: ignore[misc]
+
+
+@app.command("export")
+def export_(
+    paths: Annotated[list[Path], typer.Argument(help="JSONL files or folders of stored examples (raw or deduplicated).")],
+    format: Annotated[ExportFormat, typer.Option("--format", "-f", help="e5, sentence-transformers, flagembedding or medi.")],
+    out: Annotated[Optional[Path], typer.Option(help="Output file (default data/export/<format>.jsonl); "
+                                                      "a .parquet name writes Parquet (needs pyarrow).")] = None,
+    to_parquet: Annotated[bool, typer.Option("--to-parquet", help="Write Parquet (default name <format>.parquet).")] = False,
+    instruction: Annotated[bool, typer.Option("--instruction/--no-instruction",
+                                              help="sentence-transformers: the instruction in the anchor, or not.")] = True,
+    require_negative: Annotated[bool, typer.Option("--require-negative",
+                                                   help="Leave out examples without a negative (counted).")] = False,
+    mix: Annotated[Optional[str], typer.Option(help="Mix sources by ratio, e.g. synthetic=0.5,msmarco=0.5.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the --mix selection.")] = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Write stored examples in the layout a trainer reads."""
+    from synthgen.export import export, summary
+
+    if not instruction and format.value != "sentence-transformers":
+        raise BadInput("--no-instruction is for --format sentence-transformers: the other formats keep the instruction apart or in the template")
+    suffix = ".parquet" if to_parquet else ".jsonl"
+    out = out if out is not None else Path("data") / "export" / f"{format.value}{suffix}"
+    if to_parquet and out.suffix != ".parquet":
+        raise BadInput(f"--to-parquet writes a .parquet file, not {out.name}")
+    result = export(paths, out, format.value, instruction=instruction, require_negative=require_negative,
+                    mix=mix, seed=seed, show_progress=not quiet)
+    typer.echo(summary(result))
+
+
+@app.command()
+def stats(
+    paths: Annotated[list[Path], typer.Argument(help="JSONL files or folders of stored examples.")],
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object for machines instead of tables.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Counts, lengths, prompt adherence, tasks, rejects and tokens of a dataset."""
+    import json
+
+    from synthgen.stats import render, stats as dataset_stats
+
+    report = dataset_stats(paths, show_progress=not quiet and not json_out)
+    typer.echo(json.dumps(report, ensure_ascii=False, indent=2) if json_out else render(report).rstrip("\n"))
+
+
+@app.command("import")
+def import_(
+    source: Annotated[Path, typer.Argument(help="A file (pairs, medi, flagembedding) or a BEIR folder.")],
+    format: Annotated[ImportFormat, typer.Option("--format", "-f", help="pairs, beir, medi or flagembedding.")],
+    task: Annotated[Optional[str], typer.Option(help="The task definition (instruction) of every example; "
+                                                     "needed for pairs and beir.")] = None,
+    kind: Annotated[Optional[str], typer.Option(help="The kind to file them under (default short-long; "
+                                                     "medi: its task_name when that is a kind).")] = None,
+    source_name: Annotated[Optional[str], typer.Option("--source", help="The source name export --mix counts by "
+                                                                         "(default the file or folder name).")] = None,
+    language: Annotated[str, typer.Option(help="The language of the data.")] = "unknown",
+    out: Annotated[Optional[Path], typer.Option(help="Output file (default data/imported/<source>.jsonl).")] = None,
+    query_field: Annotated[Optional[str], typer.Option(help="pairs: the query column (default query).")] = None,
+    positive_field: Annotated[Optional[str], typer.Option(help="pairs: the positive column (default positive).")] = None,
+    negative_field: Annotated[Optional[str], typer.Option(help="pairs: the negative column, if any (default negative).")] = None,
+    header: Annotated[bool, typer.Option("--header/--no-header", help="pairs, TSV or CSV: whether the first row names "
+                                                                      "the columns (without: 0, 1, 2).")] = True,
+    split: Annotated[Optional[str], typer.Option(help="beir: the qrels file, qrels/<split>.tsv (default test).")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Turn public data into stored examples, to dedup, export and mix with synthetic data."""
+    from synthgen.importers import Fields, import_source, summary
+
+    fields = Fields(query_field, positive_field, negative_field)
+    result = import_source(source, format.value, out=out, task=task, kind=kind, name=source_name, language=language,
+                           fields=fields, header=header, split=split, show_progress=not quiet)
+    typer.echo(summary(result))
+
+
+# -- passkey benchmark, split, train, eval (issue 7) -------------------------------------------------
+
+EmbedModel = Annotated[Optional[str], typer.Option(
+    "--model", help="A sentence-transformers model (name or folder; default the offline all-MiniLM-L6-v2), "
+                    "or with --base-url the embedding model the endpoint serves.")]
+EmbedBaseUrl = Annotated[Optional[str], typer.Option(
+    "--base-url", help="An OpenAI-compatible endpoint serving /v1/embeddings, e.g. http://127.0.0.1:8000/v1.")]
+EmbedApiKey = Annotated[Optional[str], typer.Option(
+    "--api-key", help="Key for --base-url (better: OPENAI_API_KEY).", show_default=False)]
+BatchSize = Annotated[int, typer.Option(min=1, help="Texts per forward pass or per request.")]
+MaxSeqLength = Annotated[Optional[int], typer.Option(min=8, help="Truncate inputs to this many tokens (default: the model's).")]
+QueryTemplate = Annotated[str, typer.Option(help="How the query side is written; '{query}' alone drops the instruction.")]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print the result as JSON instead of a table.")]
+
+
+@app.command("passkey")
+def passkey_command(
+    lengths: Annotated[str, typer.Option(help="Target document lengths, comma-separated.")] = "256,512,1024,2048,4096,8192,16384,32768",
+    queries: Annotated[int, typer.Option(min=1, help="Queries per length.")] = 50,
+    candidates: Annotated[int, typer.Option(min=2, help="Candidate documents per query (one holds the answer).")] = 100,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same benchmark.")] = 0,
+    out: Annotated[Path, typer.Option(help="Output folder: one BEIR folder per length.")] = Path("data/passkey"),
+    tokenizer: Annotated[Optional[str], typer.Option(help="Count lengths in tokens of this tokenizer (name or folder), "
+                                                          "or 'words' (default: all-MiniLM-L6-v2's with the train extra, else words).")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Write the personalized passkey retrieval benchmark of the E5-mistral paper."""
+    from synthgen.passkey import counter_for, generate_benchmark, parse_lengths
+
+    summary = generate_benchmark(out, parse_lengths(lengths), queries, candidates, seed, counter_for(tokenizer),
+                                 show_progress=not quiet)
+    typer.echo(f"{len(summary['lengths'])} lengths x {queries} queries x {candidates} candidates, lengths in "
+               f"{summary['length_counted_as'].split(';')[0]} -> {out} (see {out / 'passkey.json'})")
+
+
+@app.command("split")
+def split_command(
+    paths: Annotated[list[Path], typer.Argument(help="Stored examples: JSONL files or folders.")],
+    out: Annotated[Path, typer.Option(help="Folder for train.jsonl, test.jsonl and split.json.")] = Path("data/split"),
+    test_share: Annotated[float, typer.Option(help="Share of the examples held out for test.")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
+) -> None:
+    """Hold out a test split, deterministic and disjoint by task."""
+    from synthgen.split import split
+
+    result = split(paths, out, test_share, seed)
+    typer.echo(f"train {result.train} examples ({result.train_groups} groups), test {result.test} examples "
+               f"({result.test_groups} groups, {len(result.test_tasks)} of them tasks) -> {out}")
+
+
+@app.command("train")
+def train_command(
+    paths: Annotated[list[Path], typer.Argument(help="Stored examples (or an e5 / sentence-transformers export): files or folders.")],
+    out: Annotated[Path, typer.Option(help="Folder for the trained model and synthgen-train.json.")],
+    base_model: Annotated[Optional[str], typer.Option(help="sentence-transformers model to start from (default: the offline all-MiniLM-L6-v2).")] = None,
+    batch_size: Annotated[int, typer.Option(min=2, help="Rows per batch: each row's negatives are the others' documents.")] = 32,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = 2e-5,
+    warmup_ratio: Annotated[float, typer.Option(help="Share of the steps spent warming the learning rate up.")] = 0.1,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the data.")] = 1,
+    max_steps: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many steps.")] = None,
+    scale: Annotated[float, typer.Option(help="Similarity scale of the loss: 1 / temperature (the paper: 0.02).")] = 50.0,
+    max_seq_length: MaxSeqLength = None,
+    query_template: QueryTemplate = "Instruct: {task}\nQuery: {query}",
+    seed: Annotated[int, typer.Option(help="Seed of the batches and the initialisation.")] = 0,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, ... (default: cuda when there is one).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Write into a folder that is not empty.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Fine-tune a sentence-transformers model with MultipleNegativesRankingLoss (extra: train)."""
+    from synthgen.train import TrainOptions, train
+
+    options = TrainOptions(batch_size=batch_size, learning_rate=lr, warmup_ratio=warmup_ratio, epochs=epochs,
+                           max_steps=max_steps, scale=scale, max_seq_length=max_seq_length,
+                           query_template=query_template, seed=seed, device=device)
+    config = train(paths, base_model, out, options, overwrite=overwrite, show_progress=not quiet)
+    typer.echo(f"trained {config['base_model']} on {config['rows']} rows ({config['rows_with_negative']} with a hard "
+               f"negative) for {config['steps']} steps in {config['seconds']} s, loss {config['loss_first']:.3f} -> "
+               f"{config['loss_last_20_mean']:.3f}: {out} (settings in {out / 'synthgen-train.json'})")
+
+
+eval_app = typer.Typer(help="Evaluate an embedding model: the passkey benchmark or retrieval.")
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("passkey")
+def eval_passkey(
+    folder: Annotated[Path, typer.Argument(help="What `synthgen passkey` wrote (or one length's folder).")] = Path("data/passkey"),
+    model: EmbedModel = None,
+    base_url: EmbedBaseUrl = None,
+    api_key: EmbedApiKey = None,
+    batch_size: BatchSize = 32,
+    max_seq_length: MaxSeqLength = None,
+    query_template: QueryTemplate = "Instruct: {task}\nQuery: {query}",
+    plot: Annotated[Optional[Path], typer.Option(help="PNG of accuracy against length (default FOLDER/accuracy-<model>.png; needs matplotlib).")] = None,
+    no_plot: Annotated[bool, typer.Option("--no-plot", help="No PNG.")] = False,
+    as_json: JsonOut = False,
+    quiet: Quiet = False,
+) -> None:
+    """Top-1 accuracy per length on the passkey benchmark."""
+    import json
+
+    from synthgen.embedders import open_embedder
+    from synthgen.evaluate import (check_template, default_plot_path, evaluate_passkey, passkey_folders,
+                                   passkey_table, plot_passkey)
+
+    passkey_folders(folder)  # a wrong folder fails before a model loads
+    embedder = open_embedder(model, base_url, api_key, batch_size, max_seq_length)
+    result = evaluate_passkey(folder, embedder, check_template(query_template), show_progress=not quiet)
+    if not no_plot:
+        written = plot_passkey([result], plot or default_plot_path(folder, result["model"]))
+        result["plot"] = str(written) if written else None
+    typer.echo(json.dumps(result, indent=2) if as_json else passkey_table(result)
+               + (f"\nplot: {result['plot']}" if result.get("plot") else ""))
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    paths: Annotated[list[Path], typer.Argument(help="Held-out stored examples (files or folders), or one BEIR folder.")],
+    instruction: Annotated[Optional[str], typer.Option(help="Instruction for queries that carry none (BEIR).")] = None,
+    model: EmbedModel = None,
+    base_url: EmbedBaseUrl = None,
+    api_key: EmbedApiKey = None,
+    batch_size: BatchSize = 32,
+    max_seq_length: MaxSeqLength = None,
+    query_template: QueryTemplate = "Instruct: {task}\nQuery: {query}",
+    as_json: JsonOut = False,
+    quiet: Quiet = False,
+) -> None:
+    """nDCG@10, MRR@10, recall@1 and recall@10: each query against the pool of all positives and negatives."""
+    import json
+
+    from synthgen.embedders import open_embedder
+    from synthgen.evaluate import check_template, evaluate_retrieval, is_beir_folder, load_beir, load_examples, retrieval_table
+
+    template = check_template(query_template)
+    if len(paths) == 1 and is_beir_folder(paths[0]):
+        data = load_beir(paths[0], instruction)
+    else:
+        data, _ = load_examples(paths, instruction)
+    embedder = open_embedder(model, base_url, api_key, batch_size, max_seq_length)
+    result = evaluate_retrieval(data, embedder, template, show_progress=not quiet)
+    typer.echo(json.dumps(result, indent=2) if as_json else retrieval_table(result))
 
 
 def resume_command() -> str:

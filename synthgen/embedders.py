@@ -1,0 +1,175 @@
+"""Text -> unit vectors: a sentence-transformers model in this process, or an OpenAI-compatible
+`/v1/embeddings` endpoint.
+
+Vectors come back L2-normalised, so a dot product is the cosine similarity. numpy is used when it
+is installed (it comes with the train extra); without it the endpoint path still works, on lists.
+"""
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from synthgen.errors import BadInput, RunStopped
+from synthgen.models import DEFAULT_EMBEDDING_MODEL, INSTALL_HINT, default_embedding_model_path
+
+try:
+    import numpy as np
+except ImportError:  # the core install: the endpoint path works on plain lists
+    np = None  # type: ignore[assignment]
+
+PLACEHOLDER_KEY = "unused"  # what a local server gets when no key is given
+
+
+class Embedder:
+    name: str = ""
+
+    def embed(self, texts: list[str]) -> Any:
+        """One unit vector per text, in order: a float32 matrix with numpy, else a list of lists."""
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        return {"model": self.name}
+
+
+class SentenceTransformerEmbedder(Embedder):
+    def __init__(self, model: Optional[str], batch_size: int = 32, max_seq_length: Optional[int] = None,
+                 device: str = "cpu"):
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            raise BadInput(f"embedding with a sentence-transformers model needs the train extra: {INSTALL_HINT} "
+                           f"(or give --base-url and --model for an embeddings endpoint)") from None
+        if model is None:
+            source, self.name = str(default_embedding_model_path()), DEFAULT_EMBEDDING_MODEL
+        else:
+            source, self.name = model, model
+        try:
+            self.model = SentenceTransformer(source, device=device)
+        except Exception as exc:  # a wrong name or a broken folder: many exception types
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BadInput(f"cannot load the sentence-transformers model {model}: {first}") from None
+        if max_seq_length is not None:
+            self.model.max_seq_length = max_seq_length
+        self.batch_size = batch_size
+
+    def embed(self, texts: list[str]) -> Any:
+        return self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                                 convert_to_numpy=True, show_progress_bar=False).astype("float32")
+
+    def describe(self) -> dict:
+        return {"model": self.name, "via": "sentence-transformers", "max_seq_length": self.model.max_seq_length}
+
+
+class EndpointEmbedder(Embedder):
+    """POST /v1/embeddings through the openai client, a batch of texts per request."""
+
+    def __init__(self, base_url: str, model: str, api_key: Optional[str] = None, batch_size: int = 32,
+                 timeout: float = 120.0):
+        import openai
+
+        if not base_url.startswith(("http://", "https://")):
+            raise BadInput(f"--base-url {base_url!r} is not an http(s) URL")
+        key = api_key or os.environ.get("OPENAI_API_KEY") or PLACEHOLDER_KEY
+        self.client = openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=3)
+        self.name, self.base_url, self.batch_size = model, base_url, batch_size
+
+    def embed(self, texts: list[str]) -> Any:
+        import openai
+
+        rows: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = texts[start:start + self.batch_size]
+            try:
+                response = self.client.embeddings.create(model=self.name, input=batch, encoding_format="float")
+            except openai.APIStatusError as exc:
+                raise RunStopped(f"the embeddings endpoint {self.base_url} answered {exc.status_code}: "
+                                 f"{_error_message(exc)}") from None
+            except openai.APIConnectionError as exc:
+                raise RunStopped(f"cannot reach the embeddings endpoint {self.base_url}: {exc}") from None
+            data = sorted(response.data, key=lambda item: item.index)
+            if len(data) != len(batch):
+                raise RunStopped(f"the embeddings endpoint returned {len(data)} vectors for {len(batch)} texts")
+            rows.extend(list(item.embedding) for item in data)
+        if rows and len({len(r) for r in rows}) != 1:
+            raise RunStopped("the embeddings endpoint returned vectors of different sizes")
+        return normalise(rows)
+
+    def describe(self) -> dict:
+        return {"model": self.name, "via": "embeddings endpoint", "base_url": self.base_url}
+
+
+def _error_message(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+    return str(exc)
+
+
+def open_embedder(model: Optional[str], base_url: Optional[str], api_key: Optional[str], batch_size: int,
+                  max_seq_length: Optional[int]) -> Embedder:
+    """An endpoint when --base-url is given (then --model names the served model), else a local model."""
+    if base_url:
+        if not model:
+            raise BadInput("--base-url needs --model: the name of the embedding model the endpoint serves")
+        return EndpointEmbedder(base_url, model, api_key, batch_size)
+    if api_key:
+        raise BadInput("--api-key is for an embeddings endpoint: give --base-url too")
+    if model is not None and Path(model).exists() and not Path(model).is_dir():
+        raise BadInput(f"--model {model} is a file: give a sentence-transformers folder or model name")
+    return SentenceTransformerEmbedder(model, batch_size, max_seq_length)
+
+
+# -- similarity --------------------------------------------------------------------------------------
+
+
+def normalise(rows: Sequence[Sequence[float]]) -> Any:
+    if np is not None:
+        matrix = np.asarray(rows, dtype=np.float32).reshape(len(rows), -1)
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        return matrix / np.maximum(norms, 1e-12)
+    result = []
+    for row in rows:
+        norm = math.sqrt(sum(x * x for x in row)) or 1e-12
+        result.append([x / norm for x in row])
+    return result
+
+
+def stack(parts: list[Any]) -> Any:
+    """Join matrices returned by embed() in order."""
+    if np is not None:
+        parts = [np.asarray(p, dtype=np.float32) for p in parts if len(p)]
+        return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+    return [row for part in parts for row in part]
+
+
+def similarities(query: Any, documents: Any) -> list[float]:
+    """Dot products of one unit vector with each row of documents."""
+    if np is not None:
+        return (np.asarray(documents) @ np.asarray(query)).tolist()
+    return [sum(a * b for a, b in zip(query, row)) for row in documents]
+
+
+def top_k(queries: Any, documents: Any, k: int) -> list[list[int]]:
+    """For each query the indices of its k most similar documents, best first (ties: earlier first)."""
+    k = min(k, len(documents))
+    if np is None:
+        ranked = []
+        for query in queries:
+            scores = similarities(query, documents)
+            ranked.append(sorted(range(len(scores)), key=lambda i: (-scores[i], i))[:k])
+        return ranked
+    q, d = np.asarray(queries, dtype=np.float32), np.asarray(documents, dtype=np.float32)
+    ranked = []
+    for start in range(0, len(q), 256):
+        scores = q[start:start + 256] @ d.T
+        for row in scores:
+            # Every document scoring at least the k-th best (ties included), then best first and,
+            # on a tie, the earlier document first.
+            threshold = np.partition(row, len(row) - k)[len(row) - k]
+            candidates = np.flatnonzero(row >= threshold)
+            order = np.lexsort((candidates, -row[candidates]))
+            ranked.append(candidates[order][:k].tolist())
+    return ranked

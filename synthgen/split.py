@@ -1,0 +1,108 @@
+"""A held-out split of stored examples, deterministic and disjoint by task.
+
+Every example of one task (kind + task definition) goes to the same side, so the test side holds
+instructions the model was never trained on. The kinds with one fixed instruction (sts, bitext)
+would otherwise land whole on one side: they are split example by example instead (by kind +
+query). Groups are ordered by a seeded digest of their key and taken into the test side until it
+holds the share asked for, so the same input and seed always give the same split.
+"""
+
+import collections
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from synthgen.errors import BadInput
+from synthgen.kinds import KINDS
+from synthgen.records import ReadCounts, example_files, is_example, task_of
+
+TRAIN, TEST = "train.jsonl", "test.jsonl"
+
+
+def group_key(example: dict) -> str:
+    kind = KINDS.get(example["kind"])
+    task = task_of(example)
+    if (kind is not None and not kind.brainstormed) or not task:
+        return json.dumps(["example", example["kind"], example["query"]], ensure_ascii=False)
+    return json.dumps(["task", example["kind"], task], ensure_ascii=False)
+
+
+def rank(key: str, seed: int) -> bytes:
+    return hashlib.blake2b(f"{seed}\0{key}".encode(), digest_size=16).digest()
+
+
+@dataclass
+class SplitResult:
+    counts: ReadCounts = field(default_factory=ReadCounts)
+    train: int = 0
+    test: int = 0
+    train_groups: int = 0
+    test_groups: int = 0
+    test_tasks: list[str] = field(default_factory=list)
+
+
+def _lines(files: list[Path], counts: ReadCounts):
+    """(raw line, example) for every stored example; the rest is counted."""
+    counts.files = len(files)
+    for path in files:
+        with open(path, "rb") as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                counts.lines += 1
+                try:
+                    record = msgspec.json.decode(line)
+                except msgspec.DecodeError:
+                    counts.unreadable += 1
+                    continue
+                if not is_example(record):
+                    counts.not_examples += 1
+                    continue
+                counts.examples += 1
+                yield line if line.endswith(b"\n") else line + b"\n", record
+
+
+def split(paths: list[Path], out: Path, test_share: float = 0.2, seed: int = 0) -> SplitResult:
+    """Write OUT/train.jsonl and OUT/test.jsonl (the lines as they were) and OUT/split.json."""
+    if not 0 < test_share < 1:
+        raise BadInput(f"--test-share {test_share}: give a share between 0 and 1, e.g. 0.2")
+    # Files already in OUT (an earlier split) are not input.
+    files = [f for f in example_files(paths) if out.resolve() not in f.resolve().parents]
+    if not files:
+        raise BadInput(f"no JSONL file to split outside {out}")
+    sizes: collections.Counter = collections.Counter()
+    first_pass = ReadCounts()
+    for _, example in _lines(files, first_pass):
+        sizes[group_key(example)] += 1
+    if len(sizes) < 2:
+        raise BadInput(f"{first_pass.examples} examples in {len(sizes)} group: a split needs at least two tasks")
+    wanted = test_share * sum(sizes.values())
+    test_groups: set[str] = set()
+    taken = 0
+    for key in sorted(sizes, key=lambda k: rank(k, seed)):
+        if taken >= wanted or len(test_groups) == len(sizes) - 1:
+            break
+        test_groups.add(key)
+        taken += sizes[key]
+    result = SplitResult()
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / TRAIN, "wb") as train_file, open(out / TEST, "wb") as test_file:
+        for line, example in _lines(files, result.counts):
+            if group_key(example) in test_groups:
+                test_file.write(line)
+                result.test += 1
+            else:
+                train_file.write(line)
+                result.train += 1
+    result.test_groups = len(test_groups)
+    result.train_groups = len(sizes) - len(test_groups)
+    result.test_tasks = sorted(json.loads(k)[2] for k in test_groups if json.loads(k)[0] == "task")
+    summary = {"seed": seed, "test_share": test_share, "inputs": [str(f) for f in files],
+               "train": result.train, "test": result.test, "train_groups": result.train_groups,
+               "test_groups": result.test_groups, "test_tasks": result.test_tasks,
+               "grouping": "brainstormed kinds by kind + task; sts and bitext (one fixed instruction) by kind + query"}
+    (out / "split.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return result

@@ -1,0 +1,146 @@
+"""synthgen eval against a real /v1/embeddings server on 127.0.0.1 whose vectors make the answer known."""
+
+import json
+import math
+
+import pytest
+
+from conftest import read_jsonl
+from fake_embeddings import FakeEmbeddings, bag_of_words, passkey_reader
+from synthgen import embedders
+from synthgen.evaluate import query_metrics
+
+
+@pytest.fixture
+def serve():
+    servers = []
+
+    def start(vectorize):
+        server = FakeEmbeddings(vectorize).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def example(i, query, positive, negative, kind="short-long", task="Find the dish a fruit is used in"):
+    return {"id": f"e{i}", "index": i, "kind": kind, "task": task, "language": "English", "query": query,
+            "positive": positive, "negative": negative, "placeholders": {}, "raw": {}, "model": "m", "seed": 0}
+
+
+FRUIT = [
+    example(0, "apple", "apple pie recipe", "banana bread"),  # right document first
+    example(1, "banana", "banana split", "cherry tart"),  # ties with "banana bread", which comes first: rank 2
+    example(2, "cherry", "date cake", "cherry jam"),  # positive shares nothing with the query: rank 6 of 6
+]
+# Pool in order: apple pie recipe, banana bread, banana split, cherry tart, date cake, cherry jam.
+EXPECTED = {
+    "ndcg@10": (1 + 1 / math.log2(3) + 1 / math.log2(7)) / 3,
+    "mrr@10": (1 + 1 / 2 + 1 / 6) / 3,
+    "recall@1": 1 / 3,
+    "recall@10": 1.0,
+}
+
+
+def write_examples(path, examples):
+    path.write_text("".join(json.dumps(e) + "\n" for e in examples))
+
+
+@pytest.mark.parametrize("with_numpy", [True, False], ids=["numpy", "plain-python"])
+def test_retrieval_known_answer_through_the_endpoint(cli, workdir, serve, monkeypatch, with_numpy):
+    if with_numpy:
+        pytest.importorskip("numpy")
+    else:
+        monkeypatch.setattr(embedders, "np", None)
+    server = serve(bag_of_words(["apple", "banana", "cherry", "date"]))
+    write_examples(workdir / "test.jsonl", FRUIT)
+    result = cli("eval", "retrieval", "test.jsonl", "--base-url", server.base_url, "--model", "fake-embed",
+                 "--api-key", "sk-test-key", "--batch-size", "4", "--json", "-q")
+    assert result.status == 0, result.err
+    report = json.loads(result.out)
+    assert report["queries"] == 3 and report["documents"] == 6 and report["via"] == "embeddings endpoint"
+    for metric, value in EXPECTED.items():
+        assert report["groups"]["all"][metric] == pytest.approx(value), metric
+    assert report["groups"]["short-long"]["queries"] == 3
+    # Queries go out with the instruction, documents bare; batches of at most 4; the key only in the header.
+    sent = [text for request in server.requests for text in request["input"]]
+    assert "Instruct: Find the dish a fruit is used in\nQuery: apple" in sent
+    assert "apple pie recipe" in sent and max(len(r["input"]) for r in server.requests) <= 4
+    assert all(h["authorization"] == "Bearer sk-test-key" for h in server.headers)
+    assert "sk-test-key" not in result.out + result.err
+
+
+def test_retrieval_table_on_the_terminal(cli, workdir, serve):
+    server = serve(bag_of_words(["apple", "banana", "cherry", "date"]))
+    write_examples(workdir / "test.jsonl", FRUIT)
+    result = cli("eval", "retrieval", "test.jsonl", "--base-url", server.base_url, "--model", "fake-embed", "-q")
+    assert result.status == 0, result.err
+    header, rule, row = result.out.splitlines()[1:4]
+    assert header.split() == ["group", "queries", "ndcg@10", "mrr@10", "recall@1", "recall@10"]
+    assert row.split() == ["all", "3", f"{EXPECTED['ndcg@10']:.3f}", f"{EXPECTED['mrr@10']:.3f}", "0.333", "1.000"]
+
+
+def test_passkey_accuracy_follows_the_window(cli, workdir, serve):
+    """A reader that sees the first 300 words finds a passkey exactly when its sentence starts there."""
+    assert cli("passkey", "--lengths", "128,1024", "--queries", "12", "--candidates", "8", "--seed", "5",
+               "--tokenizer", "words", "--out", "pk", "-q").status == 0
+    server = serve(passkey_reader(window=300))
+    result = cli("eval", "passkey", "pk", "--base-url", server.base_url, "--model", "fake-embed",
+                 "--json", "--plot", "acc.png", "-q")
+    assert result.status == 0, result.err
+    report = json.loads(result.out)
+    by_length = {row["length"]: row for row in report["lengths"]}
+    assert by_length[128]["accuracy"] == 1.0
+    expected = 0
+    corpus = {d["_id"]: d for d in read_jsonl(workdir / "pk" / "1024" / "corpus.jsonl")}
+    for line in (workdir / "pk" / "1024" / "qrels" / "test.tsv").read_text().splitlines()[1:]:
+        gold = corpus[line.split("\t")[1]]
+        expected += gold["metadata"]["name"] in " ".join(gold["text"].split()[:300])
+    assert 0 < expected < 12, "the seed should put some passkeys inside the window and some outside"
+    assert by_length[1024]["correct"] == expected
+    assert report["unit"] == "words" and report["candidates"] == 8
+    pytest.importorskip("matplotlib")
+    assert report["plot"] == "acc.png" and (workdir / "acc.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_beir_folder_retrieval(cli, workdir, serve):
+    """The passkey folders are BEIR folders: a perfect reader ranks every right document first."""
+    assert cli("passkey", "--lengths", "128", "--queries", "5", "--candidates", "4", "--tokenizer", "words",
+               "--out", "pk", "-q").status == 0
+    server = serve(passkey_reader(window=1000))
+    result = cli("eval", "retrieval", "pk/128", "--base-url", server.base_url, "--model", "fake-embed", "--json", "-q")
+    assert result.status == 0, result.err
+    report = json.loads(result.out)
+    assert report["documents"] == 20 and report["queries"] == 5
+    assert report["groups"]["all"]["ndcg@10"] == 1.0 and report["groups"]["all"]["recall@1"] == 1.0
+
+
+def test_endpoint_refusal_is_one_line_exit_1(cli, workdir, serve):
+    server = serve(bag_of_words(["apple"]))
+    write_examples(workdir / "test.jsonl", FRUIT)
+    result = cli("eval", "retrieval", "test.jsonl", "--base-url", server.base_url, "--model", "other-model", "-q")
+    assert result.status == 1
+    assert "answered 404" in result.err and "other-model" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args,message", [
+    (["eval", "retrieval", "nothing.jsonl", "--base-url", "http://127.0.0.1:9/v1", "--model", "m"], "no such file"),
+    (["eval", "retrieval", "test.jsonl", "--base-url", "http://127.0.0.1:9/v1"], "--base-url needs --model"),
+    (["eval", "retrieval", "test.jsonl", "--query-template", "{question}"], "--query-template"),
+    (["eval", "passkey", "test.jsonl"], "not a passkey benchmark"),
+])
+def test_bad_input(cli, workdir, args, message):
+    write_examples(workdir / "test.jsonl", FRUIT)
+    result = cli(*args, "-q")
+    assert result.status == 2, result.err
+    assert message in result.err and len(result.err.strip().splitlines()) == 1
+
+
+def test_query_metrics_graded():
+    scores = query_metrics(["a", "b", "c"], {"b": 2, "c": 1})
+    ideal = 2 + 1 / math.log2(3)
+    assert scores["ndcg@10"] == pytest.approx((2 / math.log2(3) + 1 / 2) / ideal)
+    assert scores["mrr@10"] == 0.5 and scores["recall@1"] == 0 and scores["recall@10"] == 1
