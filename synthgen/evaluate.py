@@ -18,7 +18,6 @@ from tqdm import tqdm
 
 from synthgen.embedders import Embedder, similarities, stack, top_k
 from synthgen.errors import BadInput
-from synthgen.export import INSTRUCTION_TEMPLATE
 from synthgen.records import ReadCounts, example_files, read_examples
 
 CHUNK = 256  # texts handed to the embedder at once (the progress bar moves per chunk)

@@ -57,6 +57,11 @@ class TrainOptions:
             raise BadInput("--epochs and --max-steps must be at least 1")
         if not self.scale > 0:
             raise BadInput("--scale must be above 0")
+        try:
+            self.query_template.format(task="t", query="q")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise BadInput(f"--query-template {self.query_template!r}: only {{task}} and {{query}} may be named "
+                           f"({exc})") from None
         if "{query}" not in self.query_template:
             raise BadInput(f"--query-template {self.query_template!r} must contain {{query}}")
 

@@ -67,9 +67,18 @@ def test_without_the_extra_one_line_and_exit_2(cli, workdir, monkeypatch):
     assert result.err.strip() == "synthgen: synthgen train needs the train extra: pip install torch==2.13.0 'synthgen[train]'"
 
 
-def test_nothing_to_train_on(cli, workdir):
+@pytest.mark.parametrize("args,message", [
+    (["tasks.jsonl"], "nothing to train on"),
+    (["ex.jsonl", "--query-template", "{instruction}: {query}"], "--query-template"),
+    (["ex.jsonl", "--batch-size", "1"], "--batch-size"),
+    (["ex.jsonl", "--warmup-ratio", "1.5"], "--warmup-ratio"),
+    (["missing.jsonl"], "no such file"),
+])
+def test_bad_input(cli, workdir, args, message):
     pytest.importorskip("torch")
     pytest.importorskip("sentence_transformers")
     (workdir / "tasks.jsonl").write_text(json.dumps({"kind": "short-long", "task": "t", "model": "m"}) + "\n")
-    result = cli("train", "tasks.jsonl", "--out", "model", "-q")
-    assert result.status == 2 and "nothing to train on" in result.err
+    (workdir / "ex.jsonl").write_text(json.dumps(stored(0)) + "\n")
+    result = cli("train", *args, "--out", "model", "-q")
+    assert result.status == 2 and message in result.err, result.err
+    assert len(result.err.strip().splitlines()) == 1
