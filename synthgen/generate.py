@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,6 +147,8 @@ class Generation:
         self.last_failure = ""
         self.started = time.monotonic()
         self._slot_freed = asyncio.Event()
+        self._manifest_lock = threading.Lock()
+        self._manifest_final = False
 
     # -- the plan ------------------------------------------------------------------------------
 
@@ -330,9 +333,21 @@ class Generation:
     async def _write_manifest_often(self) -> None:
         while True:
             await asyncio.sleep(MANIFEST_EVERY)
-            self.write_manifest("running")
+            # The snapshot is taken here; the write and its fsync, which a busy disk can stretch to
+            # seconds, run in a thread so that requests keep flowing meanwhile.
+            await asyncio.to_thread(self._write_manifest, self.manifest("running"))
 
     def write_manifest(self, status: str) -> None:
+        self._write_manifest(self.manifest(status))
+
+    def _write_manifest(self, manifest: dict[str, Any]) -> None:
+        # A final manifest waits for a write in flight in the thread, and no "running" one follows it.
+        with self._manifest_lock:
+            if not self._manifest_final:
+                self._manifest_final = manifest["status"] != "running"
+                write_json_atomic(self.out / MANIFEST, manifest)
+
+    def manifest(self, status: str) -> dict[str, Any]:
         before = self.previous.manifest
         usage = self.client.usage
         rejected_total = sum(self.reasons.values())
@@ -369,7 +384,7 @@ class Generation:
             "brainstorm": self.brainstormed or before.get("brainstorm"),
             "config": self.config.model_dump(mode="json", exclude={"llm": {"api_key"}}),
         }
-        write_json_atomic(self.out / MANIFEST, manifest)
+        return manifest
 
 
 def say(message: str) -> None:
