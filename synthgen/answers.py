@@ -47,6 +47,32 @@ def extract_json(text: str) -> Any:
     return _NOT_FOUND
 
 
+def leading_strings(text: str) -> list[str]:
+    """The complete strings at the head of a JSON list cut off mid-way: '["A", "B", "C' gives [A, B].
+
+    A brainstorm answer cut off at max_tokens still holds good tasks before the cut; paid for, kept.
+    """
+    start = text.find("[")
+    if start < 0:
+        return []
+    items, pos = [], start + 1
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if not text.startswith('"', pos):
+            return items
+        try:
+            item, pos = _DECODER.raw_decode(text, pos)
+        except ValueError:
+            return items
+        items.append(item)
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if not text.startswith(",", pos):
+            return items
+        pos += 1
+
+
 @dataclass(frozen=True)
 class Verdict:
     value: Any = None  # the parsed JSON (a validated answer's dict, for generation)

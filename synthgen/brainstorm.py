@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from synthgen.answers import parse_json
+from synthgen.answers import TRUNCATED, leading_strings, parse_json
 from synthgen.config import Config
 from synthgen.errors import BadInput
 from synthgen.jsonl import append_writer, read_records
@@ -51,6 +51,7 @@ def task_strings(value: Any, max_chars: int) -> list[str]:
 class BrainstormResult:
     subtype: str
     path: Path
+    rounds: int = 0
     added: int = 0
     rounds_failed: int = 0
     failures: list[str] = field(default_factory=list)
@@ -70,7 +71,7 @@ async def brainstorm(
     settings = config.brainstorm
     prompt = templates.brainstorm[subtype].render({"num_tasks": str(settings.num_tasks)})
     seen = set(load_tasks(path, subtype))
-    result = BrainstormResult(subtype, path)
+    result = BrainstormResult(subtype, path, rounds)
     limit = asyncio.Semaphore(config.generate.concurrency)
 
     async def one_round() -> None:
@@ -89,7 +90,10 @@ async def brainstorm(
                 progress.done(ok=False)
                 return
         verdict = parse_json(completion)
-        tasks = [] if verdict.reason else task_strings(verdict.value, settings.max_task_chars)
+        if verdict.reason == TRUNCATED:
+            tasks = task_strings(leading_strings(completion.text), settings.max_task_chars)
+        else:
+            tasks = [] if verdict.reason else task_strings(verdict.value, settings.max_task_chars)
         if not tasks:
             result.rounds_failed += 1
             result.failures.append(verdict.reason or "no usable task in the answer")

@@ -101,6 +101,10 @@ def brainstorm(
     for result in results:
         failed = f" ({result.rounds_failed} rounds gave nothing usable)" if result.rounds_failed else ""
         typer.echo(f"{result.subtype}: {result.added} new tasks in {result.path}{failed}")
+    # Every round failing is not a result: say why and exit 1 (the tasks of other subtypes are kept).
+    barren = [r for r in results if r.rounds_failed and r.rounds_failed == r.rounds]
+    if barren:
+        raise RunStopped("; ".join(f"no round for {r.subtype} gave a usable task ({r.failures[0]})" for r in barren))
 
 
 @app.command()

@@ -90,6 +90,18 @@ def test_brainstorm_parses_cleans_and_dedups_tasks(cli, endpoint, llm, workdir):
     result = cli("brainstorm", "--subtype", "long-short", "--out", out, *endpoint)
     assert "long-short: 1 new tasks" in result.out
     assert [t["task"] for t in read_jsonl(out)][-1] == "Find F."
+    # Every round giving nothing is a failed run: exit 1 with the reason, the file as it was.
+    # An answer cut off at max_tokens keeps the tasks before the cut.
+    llm.then(lambda body: (200, {}, fake_chat('["Find G.", "Find H.", "Fi', finish_reason="length")))
+    result = cli("brainstorm", "--subtype", "long-short", "--out", out, *endpoint)
+    assert result.status == 0 and "long-short: 2 new tasks" in result.out
+    # Every round giving nothing is a failed run: exit 1 with the reason, the file as it was.
+    llm.then(lambda body: (200, {}, fake_chat("I have no ideas today.")))
+    llm.then(lambda body: (200, {}, fake_chat('["Fi', finish_reason="length")))
+    result = cli("brainstorm", "--subtype", "long-short", "--rounds", 2, "--out", out, "--concurrency", 1, *endpoint)
+    assert result.status == 1 and "long-short: 0 new tasks" in result.out
+    assert "no round for long-short gave a usable task" in result.err
+    assert [t["task"] for t in read_jsonl(out)][-3:] == ["Find F.", "Find G.", "Find H."]
 
 
 def fake_chat(text, finish_reason="stop"):
