@@ -42,11 +42,15 @@ class Planner:
         for name in self._kinds.names:
             if KINDS[name].brainstormed and not self._tasks.get(name):
                 raise ValueError(f"no tasks for {name}")
+        # The first items hold one of each kind in the mix, in a seeded order, the rest are drawn by
+        # weight: a small trial run shows every kind, and a large one barely differs from the weights.
+        self._opening = list(self._kinds.names)
+        random.Random(f"synthgen:{self.seed}:opening").shuffle(self._opening)
 
     def item(self, index: int) -> PlanItem:
         # A string seed is hashed with SHA-512 by random.seed: stable across runs and platforms.
         rng = random.Random(f"synthgen:{self.seed}:{index}")
-        kind = KINDS[self._kinds.draw(rng)]
+        kind = KINDS[self._opening[index] if index < len(self._opening) else self._kinds.draw(rng)]
         values: dict[str, str] = {}
         for placeholder in kind.placeholders:
             if placeholder == TASK:

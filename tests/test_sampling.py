@@ -45,6 +45,15 @@ def test_every_value_of_every_placeholder_is_reachable():
     assert languages == set(config.languages)  # all 100, the rare ones included
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_a_run_opens_with_one_example_of_each_kind(seed):
+    opening = [item.kind for item in plan(seed=seed, count=len(KINDS))]
+    assert sorted(opening) == sorted(KINDS)
+    mix = {"kinds": {"sts": 0.9, "bitext": 0.1}}
+    assert sorted(item.kind for item in plan(seed=seed, count=2, **mix)) == ["bitext", "sts"]
+    assert len({tuple(item.kind for item in plan(seed=s, count=len(KINDS))) for s in range(5)}) > 1
+
+
 def test_kind_and_language_weights_are_respected():
     config = load_config()
     count = 20000
