@@ -67,10 +67,11 @@ def example_files(paths: Iterable[Path], exclude: Optional[Path] = None) -> list
     return files
 
 
-def read_examples(
+def read_example_lines(
     files: list[Path], counts: ReadCounts, desc: str = "read", show_progress: bool = False
-) -> Iterator[dict]:
-    """Every stored example of the files, in order; everything else is counted in `counts`."""
+) -> Iterator[tuple[bytes, dict]]:
+    """(raw line ending in a newline, example) for every stored example of the files, in order;
+    everything else is counted in `counts`."""
     total = sum(f.stat().st_size for f in files)
     counts.files = len(files)
     with tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=None if show_progress else True) as bar:
@@ -90,4 +91,12 @@ def read_examples(
                         counts.not_examples += 1
                         continue
                     counts.examples += 1
-                    yield record
+                    yield (line if line.endswith(b"\n") else line + b"\n"), record
+
+
+def read_examples(
+    files: list[Path], counts: ReadCounts, desc: str = "read", show_progress: bool = False
+) -> Iterator[dict]:
+    """Every stored example of the files, in order; everything else is counted in `counts`."""
+    for _, record in read_example_lines(files, counts, desc, show_progress):
+        yield record

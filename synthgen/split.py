@@ -13,11 +13,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import msgspec
-
 from synthgen.errors import BadInput
 from synthgen.kinds import KINDS
-from synthgen.records import ReadCounts, example_files, is_example, task_of
+from synthgen.records import ReadCounts, example_files, read_example_lines, task_of
 
 TRAIN, TEST = "train.jsonl", "test.jsonl"
 
@@ -44,27 +42,6 @@ class SplitResult:
     test_tasks: list[str] = field(default_factory=list)
 
 
-def _lines(files: list[Path], counts: ReadCounts):
-    """(raw line, example) for every stored example; the rest is counted."""
-    counts.files = len(files)
-    for path in files:
-        with open(path, "rb") as f:
-            for line in f:
-                if not line.strip():
-                    continue
-                counts.lines += 1
-                try:
-                    record = msgspec.json.decode(line)
-                except msgspec.DecodeError:
-                    counts.unreadable += 1
-                    continue
-                if not is_example(record):
-                    counts.not_examples += 1
-                    continue
-                counts.examples += 1
-                yield line if line.endswith(b"\n") else line + b"\n", record
-
-
 def split(paths: list[Path], out: Path, test_share: float = 0.2, seed: int = 0) -> SplitResult:
     """Write OUT/train.jsonl and OUT/test.jsonl (the lines as they were) and OUT/split.json."""
     if not 0 < test_share < 1:
@@ -75,7 +52,7 @@ def split(paths: list[Path], out: Path, test_share: float = 0.2, seed: int = 0) 
         raise BadInput(f"no JSONL file to split outside {out}")
     sizes: collections.Counter = collections.Counter()
     first_pass = ReadCounts()
-    for _, example in _lines(files, first_pass):
+    for _, example in read_example_lines(files, first_pass):
         sizes[group_key(example)] += 1
     if len(sizes) < 2:
         raise BadInput(f"{first_pass.examples} examples in {len(sizes)} group: a split needs at least two tasks")
@@ -90,7 +67,7 @@ def split(paths: list[Path], out: Path, test_share: float = 0.2, seed: int = 0) 
     result = SplitResult()
     out.mkdir(parents=True, exist_ok=True)
     with open(out / TRAIN, "wb") as train_file, open(out / TEST, "wb") as test_file:
-        for line, example in _lines(files, result.counts):
+        for line, example in read_example_lines(files, result.counts):
             if group_key(example) in test_groups:
                 test_file.write(line)
                 result.test += 1

@@ -9,11 +9,11 @@ which document each query should rank first. Two are provided:
   (the zero vector when no one is named within the window).
 """
 
-import json
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Optional
+from typing import Callable
+
+from loopback import LoopbackServer
 
 Vectorize = Callable[[str], list[float]]
 
@@ -44,61 +44,24 @@ def passkey_reader(window: int, dimensions: int = 4096) -> Vectorize:
     return vectorize
 
 
-class FakeEmbeddings:
+class FakeEmbeddings(LoopbackServer):
     def __init__(self, vectorize: Vectorize, model: str = "fake-embed"):
+        super().__init__()
         self.vectorize = vectorize
         self.model = model
         self.requests: list[dict] = []
         self.headers: list[dict[str, str]] = []
-        self._server: Optional[ThreadingHTTPServer] = None
 
-    @property
-    def base_url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
-    def handle(self, path: str, body: dict) -> tuple[int, dict]:
+    def handle(self, path: str, body: dict, headers: dict[str, str]) -> tuple[int, dict, dict]:
+        self.requests.append(body)
+        self.headers.append(headers)
         if not path.endswith("/embeddings"):
-            return 404, {"error": {"message": f"no route {path}", "type": "not_found"}}
+            return 404, {}, {"error": {"message": f"no route {path}", "type": "not_found"}}
         if body.get("model") != self.model:
-            return 404, {"error": {"message": f"The model `{body.get('model')}` does not exist", "type": "not_found"}}
+            return 404, {}, {"error": {"message": f"The model `{body.get('model')}` does not exist", "type": "not_found"}}
         texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
         data = [{"object": "embedding", "index": i, "embedding": self.vectorize(t)} for i, t in enumerate(texts)]
         data.reverse()  # the client must order by index, not by position
         tokens = sum(len(t.split()) for t in texts)
-        return 200, {"object": "list", "data": data, "model": self.model,
+        return 200, {}, {"object": "list", "data": data, "model": self.model,
                      "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
-
-    def start(self) -> "FakeEmbeddings":
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)))
-                fake.requests.append(body)
-                fake.headers.append({k.lower(): v for k, v in self.headers.items()})
-                status, reply = fake.handle(self.path, body)
-                data = json.dumps(reply).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-        self._server = Server(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
