@@ -71,8 +71,11 @@ def open_local(config: Config) -> Backend:
         share_prefix=local.share_prefix,
         top_k=local.top_k,
         min_p=local.min_p,
-        # A list answer is a brainstorm: a little over the num_tasks asked for, then the grammar closes it.
-        max_list_items=(config.brainstorm.num_tasks * 3 + 1) // 2,
+        dry_multiplier=local.dry_multiplier,
+        dry_base=local.dry_base,
+        dry_allowed_length=local.dry_allowed_length,
+        # A list answer is a brainstorm: the grammar closes it after the num_tasks asked for.
+        max_list_items=config.brainstorm.num_tasks,
         max_tokens=caps,
     )
     client = LocalLlamaClient(

@@ -79,10 +79,13 @@ class LocalConfig(_Section):
     n_ctx: int = Field(default=2048, ge=256)
     n_batch: int = Field(default=512, ge=16)
     n_threads: int = Field(default=0, ge=0)
-    flash_attn: bool = False
+    flash_attn: bool = True
     share_prefix: bool = True
     top_k: int = Field(default=40, ge=0)
     min_p: float = Field(default=0.05, ge=0, le=1)
+    dry_multiplier: float = Field(default=0.8, ge=0)
+    dry_base: float = Field(default=1.75, gt=1)
+    dry_allowed_length: int = Field(default=2, ge=1)
     max_tokens: dict[str, int] = Field(default_factory=dict)
 
     @field_validator("max_tokens")

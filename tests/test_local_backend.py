@@ -1,12 +1,10 @@
-"""The embedded model: the model file's checks (fake chunks, always run) and a real-model smoke test
-(skipped unless llama-cpp-python and the model's chunk packages are installed)."""
+"""The embedded model: the model file's checks (fake chunks, always run), its settings and engine parts.
+The real model's behaviour is checked with the other backend's, in test_backend_contract.py."""
 
-import asyncio
 import hashlib
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,8 +12,10 @@ import pytest
 from synthgen.config import load_config
 from synthgen.kinds import KINDS
 from synthgen.llm import model_file as mf
-from synthgen.llm.local import tighten
-from synthgen.schemas import TASK_LIST_SCHEMA, Example, answer_schema
+from synthgen.llm.grammar import tighten
+from synthgen.schemas import TASK_LIST_SCHEMA, answer_schema
+
+from local_model import needs_llama_cpp, needs_real_model
 
 # -- fake chunks --------------------------------------------------------------------------------
 
@@ -237,6 +237,23 @@ def test_local_settings_come_from_the_config(tmp_path):
     assert config.local.max_tokens["bitext"] == load_config().local.max_tokens["bitext"]  # merged, not replaced
 
 
+@needs_real_model
+def test_every_local_setting_reaches_the_engine(tmp_path):
+    from synthgen.backends import open_backend
+    from synthgen.config import LocalConfig
+
+    changed = {"parallel": 2, "n_ctx": 1024, "n_batch": 256, "n_threads": 1, "flash_attn": False,
+               "share_prefix": False, "top_k": 7, "min_p": 0.1, "dry_multiplier": 0.5, "dry_base": 1.5,
+               "dry_allowed_length": 3}
+    assert set(changed) == set(LocalConfig.model_fields) - {"max_tokens"}  # a new setting needs a line here
+    config = load_config(overrides={"llm": {"backend": "local"}, "local": {**changed, "max_tokens": {"sts": 99}}})
+    settings = open_backend(config).client.settings
+    assert {name: getattr(settings, name) for name in changed} == changed
+    assert settings.max_tokens["sts"] == 99 and settings.max_tokens["task_list"] == config.local.max_tokens["brainstorm"]
+    assert settings.max_list_items == config.brainstorm.num_tasks
+    assert {name: getattr(load_config().local, name) for name in changed} != changed
+
+
 # -- the command line, without a real model ------------------------------------------------------
 
 
@@ -301,124 +318,15 @@ def test_a_model_path_that_is_not_a_gguf_is_bad_input(cli, pretend_llama_cpp, wo
 # -- with llama-cpp-python (and the real model) --------------------------------------------------
 
 
-def _llama_cpp_installed() -> bool:
-    try:
-        import llama_cpp  # noqa: F401
-    except (ImportError, OSError):
-        return False
-    return True
-
-
-def _real_model_installed() -> bool:
-    if not _llama_cpp_installed():
-        return False
-    try:
-        mf.locate_chunks()
-    except mf.ModelFileError:
-        return False
-    return True
-
-
-needs_llama_cpp = pytest.mark.skipif(not _llama_cpp_installed(), reason="needs llama-cpp-python (the local extra)")
-needs_real_model = pytest.mark.skipif(
-    not _real_model_installed(), reason="needs the local extra: llama-cpp-python and the model's chunk packages"
-)
-
-
 @needs_llama_cpp
-def test_a_gguf_that_llama_cpp_cannot_load_is_bad_input(cli, workdir):
+def test_a_gguf_that_llama_cpp_cannot_load_is_bad_input(cli, workdir, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(workdir / "xdg-cache"))  # its digest is remembered there
     (workdir / "broken.gguf").write_bytes(b"GGUF" + bytes(200))
     result = cli("generate", "--n", "2", "--model-path", workdir / "broken.gguf", "--kinds", "sts=1",
                  "--languages", "English=1", "--quiet")
     assert result.status == 2
     line = [line for line in result.err.splitlines() if line.strip()][-1]
     assert "cannot load the model broken.gguf" in line and "Traceback" not in result.err
-
-
-STS_PROMPT = (
-    "Write three sentences, S1, S2 and S3, in English about one specific topic. S1 and S2 mean almost the "
-    "same; S3 shares the topic but differs in important points. Answer with a JSON object with exactly the "
-    'keys "S1", "S2", "S3", each a string, and nothing else.'
-)
-
-
-@needs_real_model
-def test_the_local_client_answers_caps_and_counts(workdir):
-    from synthgen.backends import open_backend
-
-    async def run() -> None:
-        backend = open_backend(load_config(overrides={"llm": {"backend": "local"}}))
-        client = backend.client
-        assert backend.name == "local" and backend.model_digest == mf.BUILTIN.sha256
-        assert backend.endpoint.endswith("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")
-        assert client.model == "qwen2.5-coder-1.5b-instruct-q4_k_m"
-        free, capped, structured = await asyncio.gather(
-            client.complete("Say hello in one word.", max_tokens=32, schema=None, schema_name="free"),
-            client.complete("Count from 1 to 200, separated by commas.", max_tokens=5, schema=None, schema_name="free"),
-            client.complete(STS_PROMPT, max_tokens=300, schema=answer_schema(KINDS["sts"].answer), schema_name="sts"),
-        )
-        assert free.finish_reason == "stop" and free.text.strip()
-        assert capped.finish_reason == "length" and capped.completion_tokens == 5
-        assert structured.finish_reason == "stop"
-        KINDS["sts"].answer.model_validate(json.loads(structured.text))
-        usage = client.usage
-        assert usage.http_requests == 3
-        assert usage.completion_tokens == free.completion_tokens + capped.completion_tokens + structured.completion_tokens
-        assert usage.prompt_tokens == free.prompt_tokens + capped.prompt_tokens + structured.prompt_tokens > 30
-        assert usage.structured_output == {"sts": "json_schema"}
-        await client.aclose()
-
-    asyncio.run(run())
-
-
-@needs_real_model
-def test_a_cancelled_request_leaves_the_engine_free(workdir):
-    from synthgen.backends import open_backend
-
-    async def run() -> None:
-        client = open_backend(load_config(overrides={"llm": {"backend": "local"}})).client
-        long = asyncio.create_task(
-            client.complete("Write a very long story about a lighthouse.", max_tokens=1500, schema=None, schema_name="x")
-        )
-        await asyncio.sleep(3)
-        long.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await long
-        began = time.monotonic()
-        short = await client.complete("Say yes.", max_tokens=4, schema=None, schema_name="x")
-        assert short.text and time.monotonic() - began < 60
-        await client.aclose()
-
-    asyncio.run(run())
-
-
-@needs_real_model
-def test_smoke_brainstorm_then_generate_with_the_embedded_model(cli, workdir):
-    """One brainstorm round, then examples of three kinds, all through the CLI with --backend local."""
-    began = time.monotonic()
-    result = cli("brainstorm", "--subtype", "short-short", "--backend", "local", "--quiet")
-    assert result.status == 0, result.err
-    tasks = [json.loads(line) for line in (workdir / "data/tasks/short-short.jsonl").read_text().splitlines()]
-    assert tasks and all(t["kind"] == "short-short" and t["task"].strip() for t in tasks)
-    assert tasks[0]["model"] == "qwen2.5-coder-1.5b-instruct-q4_k_m"
-    # long-short's tasks are given, to keep the test short (its brainstorm takes the same path).
-    (workdir / "data/tasks/long-short.jsonl").write_text(json.dumps(
-        {"kind": "long-short", "task": "Classify a customer review of a restaurant as positive, negative or mixed.",
-         "model": "hand", "seed": 0}) + "\n")
-    result = cli("generate", "--n", "5", "--kinds", "short-short=1,sts=1,long-short=1", "--languages", "English=1",
-                 "--seed", "2", "--backend", "local", "--quiet")
-    assert result.status == 0, result.err
-    examples = [json.loads(line) for line in (workdir / "data/raw/examples.jsonl").read_text().splitlines()]
-    assert len(examples) == 5
-    for example in examples:
-        Example.model_validate(example)
-        KINDS[example["kind"]].answer.model_validate(example["raw"])
-        assert example["model"] == "qwen2.5-coder-1.5b-instruct-q4_k_m"
-    assert len({e["kind"] for e in examples}) >= 2  # the plan of seed 2 has all three in its first five
-    manifest = json.loads((workdir / "data/raw/manifest.json").read_text())
-    assert manifest["backend"] == "local" and manifest["endpoint"].endswith(".gguf")
-    assert manifest["valid"] == 5 and manifest["completion_tokens"] > 0
-    assert time.monotonic() - began < 300
 
 
 def test_an_answer_stuck_in_a_loop_is_cut_off_early():
@@ -440,3 +348,26 @@ def test_an_answer_stuck_in_a_loop_is_cut_off_early():
     assert first_cut(varied[:50] + phrase * (LOOP_REPEATS - 1) + varied[50:]) is None
     cut = first_cut(varied[:50] + phrase * 10)
     assert cut is not None and cut <= 50 + len(phrase) * LOOP_REPEATS
+
+
+def test_the_thread_count_follows_what_is_faster():
+    from synthgen.llm.threads import ThreadTuner
+
+    def run(tuner: ThreadTuner, per_token: dict, steps: int) -> list[int]:
+        used = []
+        for _ in range(steps):
+            used.append(tuner.threads)
+            tuner.record(per_token[tuner.threads] * 2, 2)
+        return used
+
+    tuner = ThreadTuner(2)
+    idle, busy = {2: 0.037, 1: 0.055}, {2: 0.120, 1: 0.055}  # seconds a token, measured on 2 cores
+    used = run(tuner, idle, 1000)
+    assert tuner.current == 2 and used.count(1) <= 1000 // ThreadTuner.PROBE_EVERY * ThreadTuner.PROBE_STEPS
+    used = run(tuner, busy, 400)  # another process takes a core: one thread is faster
+    assert tuner.current == 1 and used[-100:].count(2) <= ThreadTuner.PROBE_STEPS
+    run(tuner, idle, 400)  # and back when it is gone
+    assert tuner.current == 2
+    fixed = ThreadTuner(2, adapt=False)
+    assert set(run(fixed, busy, 400)) == {2}
+    assert set(run(ThreadTuner(1), busy, 400)) == {1}

@@ -1,27 +1,42 @@
 """The embedded model: llama.cpp in this process, on the CPU, behind the LLMClient interface.
 
-How it is made fast on a small CPU (figures in bench/RESULTS.md):
+What makes it fast on a small CPU (measured on 2 cores; the pipeline's figure is in bench/RESULTS.md):
 
-- One engine per process. The model is loaded once, lazily on the first request, and kept for any
-  later client of the same process (brainstorm then generate, or a test calling the CLI twice).
-- One worker thread owns llama.cpp; the event loop only queues requests to it and awaits them. The
-  thread runs them with continuous batching: up to `parallel` sequences are decoded together, one
-  llama_decode per step, and new prompts are prefilled in the same batches. On a CPU the weights
-  are read once per step whatever the number of sequences, so four sequences cost far less than
-  four times one.
-- Each sequence slot keeps its KV cache when its request ends. A new request goes to the free slot
-  whose cached tokens share the longest prefix with its prompt (the chat template's system turn,
-  a template's fixed opening), and only the rest of the prompt is evaluated.
-- Structured output: the kind's JSON schema becomes a GBNF grammar (llama_cpp's own converter),
-  applied lazily: a token is first sampled without it and kept when the grammar accepts it; only
-  when the grammar refuses it is the grammar applied to the whole vocabulary and the token drawn
-  again (what llama.cpp's own sampler does). Applying it to Qwen's 151,936 tokens at every step, as
-  llama_cpp's create_chat_completion does, made decoding about four times slower.
-- The prompt is wrapped in the model's own chat template (tokenizer.chat_template in the GGUF),
-  rendered by llama_cpp's Jinja2ChatFormatter, as create_chat_completion would.
+- Structured output without the cost. The kind's JSON schema becomes a GBNF grammar (llama_cpp's
+  converter; strings may not hold raw control characters, may not be empty, and a list answer is
+  closed after the number of tasks asked). The grammar is applied lazily: a token is first
+  sampled without it and kept when the grammar accepts it; only when it refuses is the grammar
+  applied to the whole vocabulary and the token drawn again (what llama.cpp's own sampler does).
+  llama_cpp's create_chat_completion applies it to all 151,936 tokens of Qwen's vocabulary at every
+  step: 6.6 tokens/s against about 25 this way.
+- One engine per process: the model is loaded once, lazily on the first request, and kept for any
+  later client of the same process (brainstorm then generate, or tests calling the CLI twice). One
+  worker thread owns llama.cpp; the event loop only queues requests and awaits them.
+- Continuous batching: up to `parallel` sequences are decoded together, one llama_decode per step,
+  and new prompts are prefilled in the same batches. The CPU is compute-bound, so the gain is
+  modest: on 2 threads a step of 4 tokens costs about 2.9 times a step of one (with 1 thread, 4 times).
+- Prompt prefixes are reused: every slot keeps its KV cache when its request ends; a new request
+  goes to the free slot whose cache shares the longest prefix with its prompt, and (share_prefix,
+  a unified KV cache) a longer prefix held by any other slot is shared into it. The chat template's
+  system turn and a template's fixed opening are evaluated once: about 15% of prompt tokens. Flash
+  attention keeps attention over the unified cache as cheap as over separate ones (without it a
+  one-token step is 15-20% slower).
+- Fewer answers lost to loops: DRY (llama.cpp's "don't repeat yourself" sampler) makes a token that
+  would extend a repeated sequence less likely; on 40 examples it kept documents as long as without
+  it, where a plain repeat penalty of 1.1 shortened them by a third.
+- An answer caught in a loop all the same (its last 20 tokens there for the 4th time) is cut off at once
+  (finish_reason "length", rejected as truncated, as it would have been at max_tokens), and
+  [local.max_tokens] caps each kind tighter than [llm.max_tokens]. A list answer (the brainstorm)
+  is not cut: its grammar closes it after max_list_items items.
 
-Each request gets its own sampling seed, derived from the run's seed, the prompt and how many times
-this client has already sent that prompt: brainstorm rounds with one prompt give different lists.
+The prompt is wrapped in the model's own chat template (tokenizer.chat_template in the GGUF),
+rendered by llama_cpp's Jinja2ChatFormatter, as create_chat_completion would. Each request gets its
+own sampling seed, derived from the run's seed, the prompt and how many times this client has sent
+that prompt, so that brainstorm rounds with one prompt give different lists.
+
+n_threads = 0 (the default) uses every core, or one while other processes keep the cores busy:
+llama.cpp's threads wait for each other at every step, and one that lost its core stalls the rest
+(ThreadTuner measures which is faster as the engine runs).
 """
 
 import asyncio
@@ -30,8 +45,6 @@ import collections
 import concurrent.futures
 import ctypes
 import hashlib
-import json
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -44,7 +57,9 @@ except ImportError:  # pragma: no cover
 
 from synthgen.errors import BadInput
 from synthgen.llm.base import Completion, RequestFailed, Usage
+from synthgen.llm.grammar import schema_grammar
 from synthgen.llm.model_file import INSTALL_HINT, ModelFile
+from synthgen.llm.threads import ThreadTuner, cpu_count
 
 LLAMA_HINT = f"the embedded model needs the local extra: {INSTALL_HINT}"
 STRUCTURED = "json_schema"  # what usage.structured_output records: the answer is held to the schema
@@ -52,13 +67,8 @@ STRUCTURED = "json_schema"  # what usage.structured_output records: the answer i
 # Four, not three: an answer that copies one text into S1, S2 and S3 is left for the validator.
 LOOP_WINDOW = 20
 LOOP_REPEATS = 4
-
-
-def cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+# Where DRY stops matching a repeat (llama.cpp's defaults): JSON's quotes and colons, new lines.
+_DRY_BREAKERS = (ctypes.c_char_p * 4)(b"\n", b":", b'"', b"*")
 
 
 @dataclass(frozen=True)
@@ -68,11 +78,16 @@ class LocalSettings:
     parallel: int = 4  # sequences decoded together
     n_ctx: int = 2048  # tokens of context per sequence: prompt + answer
     n_batch: int = 512  # tokens per llama_decode call (prefill chunks and decode steps together)
-    n_threads: int = 0  # 0: every core this process may use
-    flash_attn: bool = False
+    n_threads: int = 0  # 0: every core this process may use, or one while other processes keep them busy
+    flash_attn: bool = True
     share_prefix: bool = True  # copy cached prompt prefixes across sequences (a unified KV cache)
     top_k: int = 40
     min_p: float = 0.05
+    # DRY ("don't repeat yourself"): a token that would extend a sequence already in the answer by more
+    # than dry_allowed_length tokens is penalised by multiplier * base ** (length - allowed) (0: off).
+    dry_multiplier: float = 0.8
+    dry_base: float = 1.75
+    dry_allowed_length: int = 2
     # At most this many items in a JSON list answer (0: no limit).
     max_list_items: int = 0
     # Caps on the answer's tokens by schema name (a kind, or "task_list" for the brainstorm).
@@ -102,53 +117,6 @@ def llama_cpp_available() -> bool:
     return importlib.util.find_spec("llama_cpp") is not None
 
 
-# -- grammars ------------------------------------------------------------------------------------
-
-_GRAMMARS: dict[str, bytes] = {}
-# llama_cpp's converter lets raw control characters into strings; JSON (and json.loads) does not.
-_LOOSE_CHAR = 'char ::= [^"\\\\]'
-_STRICT_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F]'
-
-
-def tighten(schema: Any, max_items: int = 0) -> Any:
-    """A copy of a JSON schema that also says what validation demands anyway: strings are not empty,
-    lists have at least one item and, when max_items is given, at most that many (a small model
-    asked for 20 tasks may go on listing until it is cut off)."""
-    if isinstance(schema, list):
-        return [tighten(item, max_items) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    node = {key: tighten(value, max_items) if key in ("items", "anyOf", "oneOf", "allOf") else value
-            for key, value in schema.items()}
-    if isinstance(node.get("properties"), dict):
-        node["properties"] = {key: tighten(value, max_items) for key, value in node["properties"].items()}
-    if node.get("type") == "string":
-        node.setdefault("minLength", 1)
-    if node.get("type") == "array":
-        node.setdefault("minItems", 1)
-        if max_items:
-            node.setdefault("maxItems", max_items)
-    return node
-
-
-def schema_grammar(schema: dict[str, Any], max_items: int = 0) -> bytes:
-    """The GBNF text of a JSON schema (cached), through llama_cpp's converter.
-
-    A schema the converter cannot take falls back to the grammar of any JSON value, as llama_cpp
-    itself does; the answer is validated afterwards in any case.
-    """
-    key = json.dumps([schema, max_items], sort_keys=True)
-    if key not in _GRAMMARS:
-        from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
-
-        try:
-            text = json_schema_to_gbnf(json.dumps(tighten(schema, max_items)))
-        except Exception:  # noqa: BLE001 - any failure of the converter means: plain JSON
-            text = JSON_GBNF
-        _GRAMMARS[key] = text.replace(_LOOSE_CHAR, _STRICT_CHAR).encode("utf-8")
-    return _GRAMMARS[key]
-
-
 # -- one request ---------------------------------------------------------------------------------
 
 
@@ -158,8 +126,10 @@ class _Job:
     max_tokens: int
     grammar: Optional[bytes]
     seed: int
+    cut_loops: bool
     temperature: float
     top_p: float
+    settings: "LocalSettings"  # the client's: sampling cut-offs and penalty
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
     cancelled: bool = False
 
@@ -179,7 +149,12 @@ class _Sampler:
         lib = engine.lib
         self.lib = lib
         self.engine = engine
+        self.settings = settings
         self.chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
+        if settings.dry_multiplier > 0:
+            lib.llama_sampler_chain_add(self.chain, lib.llama_sampler_init_dry(
+                engine.model.vocab, settings.dry_multiplier, settings.dry_base, settings.dry_allowed_length,
+                -1, _DRY_BREAKERS, len(_DRY_BREAKERS)))
         if job.temperature <= 0:
             lib.llama_sampler_chain_add(self.chain, lib.llama_sampler_init_greedy())
         else:
@@ -200,23 +175,30 @@ class _Sampler:
         self.one_array = lib.llama_token_data_array(data=self.one, size=1, selected=-1, sorted=False)
 
     def sample(self, ctx: Any, index: int) -> int:
+        """Draw the next token, and note it in the chain's history (DRY) and the grammar's state.
+
+        The chain runs on the whole vocabulary (as llama_sampler_sample would) but the token is
+        accepted only once it is final, so the history never holds a token the grammar refused.
+        """
         lib = self.lib
-        token = lib.llama_sampler_sample(self.chain, ctx, index)
-        if self.grammar is None:
-            return token
-        # Would the grammar take the token drawn without it? Only if not, constrain the whole vocabulary.
-        self.one[0].id, self.one[0].logit, self.one[0].p = token, 0.0, 0.0
-        self.one_array.size, self.one_array.selected, self.one_array.sorted = 1, -1, False
-        lib.llama_sampler_apply(self.grammar, ctypes.byref(self.one_array))
-        if self.one[0].logit == float("-inf"):
-            self.engine.stats["grammar_resamples"] += 1
-            candidates = self.engine.candidates(ctx, index)
-            lib.llama_sampler_apply(self.grammar, ctypes.byref(candidates))
-            lib.llama_sampler_apply(self.chain, ctypes.byref(candidates))
-            if candidates.selected < 0:
-                raise RequestFailed("the grammar left no token to sample")
-            token = candidates.data[candidates.selected].id
-        lib.llama_sampler_accept(self.grammar, token)
+        candidates = self.engine.candidates(ctx, index)
+        lib.llama_sampler_apply(self.chain, ctypes.byref(candidates))
+        token = candidates.data[candidates.selected].id
+        if self.grammar is not None:
+            # Would the grammar take the token drawn without it? Only if not, constrain the whole vocabulary.
+            self.one[0].id, self.one[0].logit, self.one[0].p = token, 0.0, 0.0
+            self.one_array.size, self.one_array.selected, self.one_array.sorted = 1, -1, False
+            lib.llama_sampler_apply(self.grammar, ctypes.byref(self.one_array))
+            if self.one[0].logit == float("-inf"):
+                self.engine.stats["grammar_resamples"] += 1
+                candidates = self.engine.candidates(ctx, index)
+                lib.llama_sampler_apply(self.grammar, ctypes.byref(candidates))
+                lib.llama_sampler_apply(self.chain, ctypes.byref(candidates))
+                if candidates.selected < 0:
+                    raise RequestFailed("the grammar left no token to sample")
+                token = candidates.data[candidates.selected].id
+            lib.llama_sampler_accept(self.grammar, token)
+        lib.llama_sampler_accept(self.chain, token)
         return token
 
     def close(self) -> None:
@@ -395,6 +377,7 @@ class _Engine:
         self.batch = _internals.LlamaBatch(n_tokens=settings.n_batch, embd=0, n_seq_max=1, verbose=False)
         self.n_vocab = self.model.n_vocab()
         self.slots = [_Slot(seq) for seq in range(settings.parallel)]
+        self.tuner = ThreadTuner(settings.threads, adapt=settings.n_threads == 0)
         self._piece = ctypes.create_string_buffer(256)
         # The whole vocabulary as a llama_token_data array, for the rare full grammar pass.
         self._candidates = np.zeros(
@@ -444,9 +427,8 @@ class _Engine:
                         f"the prompt has {len(prompt)} tokens, too many for the context of {self.settings.n_ctx} "
                         "([local] n_ctx)"
                     )
-                reuse = self._place(prompt)
-                slot = self._placed
-                sampler = _Sampler(self, job, self.settings)
+                slot, reuse = self._place(prompt)
+                sampler = _Sampler(self, job, job.settings)
             except BaseException as exc:  # noqa: BLE001
                 job.future.set_exception(exc if isinstance(exc, RequestFailed) else RequestFailed(str(exc)))
                 continue
@@ -455,8 +437,8 @@ class _Engine:
             self.stats["prompt_tokens_reused"] += reuse
             active.append(_Sequence(job, slot, prompt, min(job.max_tokens, room), sampler, evaluated=reuse))
 
-    def _place(self, prompt: list[int]) -> int:
-        """Pick a free slot for a prompt and fill its cache with the longest cached prefix; its length.
+    def _place(self, prompt: list[int]) -> tuple[_Slot, int]:
+        """Pick a free slot for a prompt and fill its cache with the longest cached prefix (and its length).
 
         The slot is the free one whose own cache shares the most with the prompt. With share_prefix
         (a unified KV cache) a longer prefix held by any other slot, busy or free, is copied in: the
@@ -471,18 +453,17 @@ class _Engine:
             source = max(self.slots, key=lambda s: _common_prefix(s.cached, prompt))
             shared = _common_prefix(source.cached, prompt)
         reuse = min(max(own, shared), len(prompt) - 1)
-        self._placed = slot
         if source is not slot and shared > own:
             lib.llama_memory_seq_rm(memory, slot.seq, -1, -1)
             lib.llama_memory_seq_cp(memory, source.seq, slot.seq, 0, reuse)
             slot.cached[:] = prompt[:reuse]
             self.stats["prompt_tokens_shared"] += reuse
-            return reuse
+            return slot, reuse
         if not lib.llama_memory_seq_rm(memory, slot.seq, reuse, -1):
             lib.llama_memory_seq_rm(memory, slot.seq, -1, -1)
             reuse = 0
         del slot.cached[reuse:]
-        return reuse
+        return slot, reuse
 
     def _tokens(self, prompt: str) -> list[int]:
         result = self.formatter(messages=[{"role": "user", "content": prompt}])
@@ -535,6 +516,10 @@ class _Engine:
             stats["answer_steps"] += 1
             stats["answer_step_tokens"] += n
             stats["answer_step_seconds"] += spent
+            stats[f"answer_steps_on_{self.tuner.threads}_threads"] += 1
+            threads = self.tuner.record(spent, n)
+            if threads is not None:
+                self.lib.llama_set_n_threads(self.ctx.ctx, threads, threads)
         else:
             stats["prompt_step_seconds"] += spent
         began = time.perf_counter()
@@ -552,7 +537,7 @@ class _Engine:
         seq.generated.append(token)
         seq.text += self._piece_of(token)
         self.stats["completion_tokens"] += 1
-        if len(seq.generated) >= seq.max_tokens or self._looping(seq):
+        if len(seq.generated) >= seq.max_tokens or (seq.job.cut_loops and self._looping(seq)):
             self._finish(seq, reason="length")
             active.remove(seq)
             return
@@ -573,7 +558,7 @@ class _Engine:
         return self._piece.raw[:size]
 
     def candidates(self, ctx: Any, index: int) -> Any:
-        """Every token with its logit at an output index, as a llama_token_data_array (a full grammar pass)."""
+        """Every token with its logit at an output index, as a llama_token_data_array to sample from."""
         lib = self.lib
         logits = np.ctypeslib.as_array(lib.llama_get_logits_ith(ctx, index), shape=(self.n_vocab,))
         data = self._candidates
@@ -689,8 +674,12 @@ class LocalLlamaClient:
             max_tokens=self.max_tokens_for(max_tokens, schema_name),
             grammar=grammar,
             seed=self._job_seed(prompt),
+            # A list answer (the brainstorm) is bounded by max_list_items instead: the items before a
+            # repeat are still good, and the repeats are duplicates the caller drops.
+            cut_loops=not (schema and schema.get("type") == "array" and self.settings.max_list_items),
             temperature=self._temperature,
             top_p=self._top_p,
+            settings=self.settings,
         )
         self.usage.http_requests += 1
         self._engine.submit(job)
