@@ -10,8 +10,9 @@ import itertools
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Optional, Union
+
+from loopback import LoopbackServer
 
 KEY_SETS = {
     "hard_negative_document": ("user_query", "positive_document", "hard_negative_document"),
@@ -46,8 +47,9 @@ def error_body(message: str, code: Optional[str] = None, type_: str = "error") -
     return {"error": {"message": message, "type": type_, "code": code, "param": None}}
 
 
-class FakeLLM:
+class FakeLLM(LoopbackServer):
     def __init__(self, latency: float = 0.0):
+        super().__init__()
         self.latency = latency
         self.requests: list[dict] = []
         self.request_headers: list[dict[str, str]] = []
@@ -58,16 +60,9 @@ class FakeLLM:
         self.tasks_per_answer = 20
         self._lock = threading.Lock()
         self._counter = itertools.count()
-        self._server: Optional[ThreadingHTTPServer] = None
         self._last_answer: Optional[str] = None
 
     # -- control -------------------------------------------------------------------------------
-
-    @property
-    def base_url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
 
     def then(self, *actions: Action) -> "FakeLLM":
         """Play these actions, one per request, before the default."""
@@ -76,52 +71,6 @@ class FakeLLM:
 
     def prompts(self) -> list[str]:
         return [r["messages"][-1]["content"] for r in self.requests]
-
-    def start(self) -> "FakeLLM":
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                try:
-                    body = json.loads(self.rfile.read(length))
-                except (ValueError, OSError):  # a client killed in the middle of its request
-                    self.close_connection = True
-                    return
-                status, headers, reply = fake.handle(self.path, body, {k.lower(): v for k, v in self.headers.items()})
-                if status == 0:  # drop the connection without an answer
-                    self.close_connection = True
-                    self.connection.shutdown(2)
-                    return
-                data = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-
-        class Server(ThreadingHTTPServer):
-            request_queue_size = 1024  # the default backlog of 5 resets connections under load
-            daemon_threads = True
-
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                pass  # a client killed mid-request (the crash tests do it on purpose)
-
-        self._server = Server(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
 
     # -- answering -----------------------------------------------------------------------------
 
@@ -163,6 +112,9 @@ class FakeLLM:
             "empty_field": json.dumps({key: "" for key in json.loads(text)}) if text.startswith("{") else text,
             "empty": "",
         }
+        if name == "ok" and len(text.split()) > body.get("max_tokens", len(text)):
+            # Cut off at max_tokens (a word is a token here), as a real server would.
+            return 200, {}, chat_body(" ".join(text.split()[: body["max_tokens"]]), finish_reason="length")
         if name in texts:
             return 200, {}, chat_body(texts[name])
         if name == "truncated":
@@ -181,6 +133,8 @@ class FakeLLM:
         if prompt.startswith("Brainstorm"):
             return json.dumps([f"Retrieve documents of kind {number}-{i} for a user's query." for i in
                                range(self.tasks_per_answer)])
+        if not body.get("response_format") and not any(marker in prompt for marker in KEY_SETS):
+            return " ".join(f"free{number}x{i}" for i in range(12))  # a prompt that asks for no JSON
         keys = self.keys(body, prompt)
         words = " ".join(f"word{number}x{i}" for i in range(30))
         return json.dumps({key: f"{key} {number}: {words}" for key in keys}, ensure_ascii=False)
