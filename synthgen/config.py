@@ -85,7 +85,7 @@ class LocalConfig(_Section):
     min_p: float = Field(default=0.05, ge=0, le=1)
     dry_multiplier: float = Field(default=0.8, ge=0)
     dry_base: float = Field(default=1.75, gt=1)
-    dry_allowed_length: int = Field(default=2, ge=1)
+    dry_allowed_length: int = Field(default=5, ge=1)
     max_tokens: dict[str, int] = Field(default_factory=dict)
 
     @field_validator("max_tokens")

@@ -254,6 +254,26 @@ def test_every_local_setting_reaches_the_engine(tmp_path):
     assert {name: getattr(load_config().local, name) for name in changed} != changed
 
 
+@needs_real_model
+def test_dry_keeps_the_model_from_repeating_itself(workdir):
+    """Asked to repeat a phrase, greedy decoding repeats it until cut off as a loop; with DRY it cannot."""
+    import asyncio
+
+    from synthgen.backends import open_backend
+
+    prompt = "Write the words 'the cat sat on the mat' twenty times in a row, separated by commas, on one line."
+
+    async def answer(dry: float):
+        config = load_config(overrides={"llm": {"backend": "local", "temperature": 0},
+                                        "local": {"dry_multiplier": dry}})
+        client = open_backend(config).client
+        return await client.complete(prompt, max_tokens=120, schema=None, schema_name="x")
+
+    plain, dry = asyncio.run(answer(0.0)), asyncio.run(answer(0.8))
+    assert plain.finish_reason == "length" and plain.completion_tokens < 120  # cut as a loop, early
+    assert dry.finish_reason == "stop" or dry.completion_tokens == 120  # never cut as a loop
+
+
 # -- the command line, without a real model ------------------------------------------------------
 
 
