@@ -1,6 +1,6 @@
 """The embedded model's throughput through the real pipeline: valid examples a minute and % valid.
 
-    python bench/local.py              # 60 examples of the default kind mix (about 20 minutes on 2 cores)
+    python bench/local.py              # 60 examples of the default kind mix (about 25 minutes on 2 cores)
     python bench/local.py --quick      # 12 examples, to check that it works
     python bench/local.py --n 100 --kinds sts=1,short-short=1 --config my.toml --repeats 2
 
