@@ -109,7 +109,7 @@ def test_a_cancelled_request_leaves_the_client_usable(case, workdir):
 
 
 def test_brainstorm_then_every_kind_through_the_cli(case, cli, workdir):
-    """One brainstorm round, then one example of each of the six kinds (a run opens with one of each)."""
+    """One brainstorm round, then one valid example of each of the six kinds."""
     result = cli("brainstorm", "--subtype", "short-short", *case.flags, "--quiet")
     assert result.status == 0, result.err
     tasks = [json.loads(line) for line in (workdir / "data/tasks/short-short.jsonl").read_text().splitlines()]
@@ -120,16 +120,18 @@ def test_brainstorm_then_every_kind_through_the_cli(case, cli, workdir):
             json.dumps({"kind": subtype, "task": task, "model": "hand", "seed": 0}) + "\n")
     assert set(GIVEN_TASKS) | {"short-short"} == set(SUBTYPES)
 
-    result = cli("generate", "--n", len(KINDS), "--languages", "English=1,French=1", "--seed", "3", *case.flags, "--quiet")
-    assert result.status == 0, result.err
-    examples = [json.loads(line) for line in (workdir / "data/raw/examples.jsonl").read_text().splitlines()]
-    assert sorted(e["kind"] for e in examples) == sorted(KINDS)
-    for example in examples:
+    # One example of each kind, each its own run: a rejected answer is replaced by one of the same kind.
+    for kind in KINDS:
+        out = workdir / "data" / f"raw-{kind}"
+        result = cli("generate", "--n", 1, "--kinds", f"{kind}=1", "--languages", "English=1,French=1",
+                     "--out", out, *case.flags, "--quiet")
+        assert result.status == 0, result.err
+        [example] = [json.loads(line) for line in (out / "examples.jsonl").read_text().splitlines()]
+        assert example["kind"] == kind and example["model"] == case.details["model"]
         Example.model_validate(example)
-        KINDS[example["kind"]].answer.model_validate(example["raw"])
-        assert example["model"] == case.details["model"]
-    manifest = json.loads((workdir / "data/raw/manifest.json").read_text())
-    assert manifest["backend"] == case.name and manifest["endpoint"].endswith(case.details["endpoint"])
-    assert manifest["model_digest"] == case.details["digest"]
-    assert manifest["valid"] == len(KINDS) and manifest["requests"] == manifest["valid"] + manifest["rejected_total"]
-    assert manifest["completion_tokens"] > 0
+        KINDS[kind].answer.model_validate(example["raw"])
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["backend"] == case.name and manifest["endpoint"].endswith(case.details["endpoint"])
+        assert manifest["model_digest"] == case.details["digest"]
+        assert manifest["valid"] == 1 and manifest["requests"] == 1 + manifest["rejected_total"]
+        assert manifest["completion_tokens"] > 0
