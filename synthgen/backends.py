@@ -60,20 +60,9 @@ def open_local(config: Config) -> Backend:
             f"no endpoint configured (--base-url/OPENAI_BASE_URL or OPENAI_API_KEY), and {LLAMA_HINT}"
         )
     model_file = resolve_model(config.llm.model_path)
-    local = config.local
-    caps = {(BRAINSTORM_SCHEMA if name == "brainstorm" else name): cap for name, cap in local.max_tokens.items()}
+    caps = {(BRAINSTORM_SCHEMA if name == "brainstorm" else name): cap for name, cap in config.local.max_tokens.items()}
     settings = LocalSettings(
-        parallel=local.parallel,
-        n_ctx=local.n_ctx,
-        n_batch=local.n_batch,
-        n_threads=local.n_threads,
-        flash_attn=local.flash_attn,
-        share_prefix=local.share_prefix,
-        top_k=local.top_k,
-        min_p=local.min_p,
-        dry_multiplier=local.dry_multiplier,
-        dry_base=local.dry_base,
-        dry_allowed_length=local.dry_allowed_length,
+        **config.local.model_dump(exclude={"max_tokens"}),  # [local] and LocalSettings share their names
         # A list answer is a brainstorm: the grammar closes it after the num_tasks asked for.
         max_list_items=config.brainstorm.num_tasks,
         max_tokens=caps,
