@@ -17,7 +17,8 @@ from pathlib import Path
 
 from synthgen.answers import validate_answer
 from synthgen.config import load_config, parse_weights
-from synthgen.generate import load_all_tasks, request_cap
+from synthgen.dispatch import request_cap
+from synthgen.generate import load_all_tasks
 from synthgen.kinds import KINDS
 from synthgen.llm.base import Completion
 from synthgen.llm.model_file import resolve_model
@@ -46,7 +47,7 @@ def main() -> None:
     llm = llama_cpp.Llama(model_path=str(resolve_model(None).path), n_ctx=4096, n_threads=cpu_count(),
                           seed=args.seed, verbose=False)
     valid, reasons = 0, collections.Counter()
-    for index in range(request_cap(args.n, config)):
+    for index in range(request_cap(args.n, config.generate.request_cap_factor)):
         if valid >= args.n:
             break
         item = planner.item(index)

@@ -17,6 +17,7 @@ EMPTY = "empty"
 INVALID_JSON = "invalid_json"
 SCHEMA = "schema"
 REQUEST_FAILED = "request_failed"
+DUPLICATE = "duplicate"  # the same example (its dedup key) is already in the run
 
 _FENCE = re.compile(r"```[a-zA-Z]*\s*\n?(.*?)```", re.DOTALL)
 _DECODER = json.JSONDecoder()

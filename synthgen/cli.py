@@ -15,8 +15,9 @@ from synthgen.brainstorm import brainstorm_subtypes
 from synthgen.config import Config, load_config, parse_weights
 from synthgen.dedup import dedup as dedup_files
 from synthgen.errors import BadInput, Interrupted, RunStopped
+from synthgen.llm.base import StopRun
 from synthgen.export import FORMATS as EXPORT_FORMATS
-from synthgen.generate import EXAMPLES, REJECTS, generate as run_generation
+from synthgen.generate import generate as run_generation
 from synthgen.importers import IMPORT_FORMATS
 from synthgen.kinds import SUBTYPES
 
@@ -102,9 +103,10 @@ def brainstorm(
         failed = f" ({result.rounds_failed} rounds gave nothing usable)" if result.rounds_failed else ""
         typer.echo(f"{result.subtype}: {result.added} new tasks in {result.path}{failed}")
     # Every round failing is not a result: say why and exit 1 (the tasks of other subtypes are kept).
-    barren = [r for r in results if r.rounds_failed and r.rounds_failed == r.rounds]
+    barren = [r for r in results if r.barren]
     if barren:
-        raise RunStopped("; ".join(f"no round for {r.subtype} gave a usable task ({r.failures[0]})" for r in barren))
+        raise RunStopped("; ".join(f"no round for {r.subtype} gave a usable task ({r.stop_reason or r.failures[0]})"
+                                   for r in barren))
 
 
 @app.command()
@@ -137,10 +139,11 @@ def generate(
     except (KeyboardInterrupt, Interrupted):
         typer.echo(f"interrupted: what was written in {folder} is kept; to resume, run: {resume_command()}", err=True)
         raise typer.Exit(130) from None
-    rejected = ", ".join(f"{reason} {count}" for reason, count in sorted(run.reasons.items())) or "none"
-    typer.echo(f"{run.valid} valid examples in {folder / EXAMPLES}; rejected: {rejected} (see {folder / REJECTS})")
-    if run.valid < n:
-        typer.echo(f"stopped short of {n}: the cap of {run.cap} requests was reached "
+    ledger, files = run.ledger, run.folder
+    rejected = ", ".join(f"{reason} {count}" for reason, count in sorted(ledger.reasons.items())) or "none"
+    typer.echo(f"{ledger.valid} valid examples in {files.examples}; rejected: {rejected} (see {files.rejects})")
+    if ledger.valid < n:
+        typer.echo(f"stopped short of {n}: the cap of {run.dispatcher.cap} requests was reached "
                    f"(raise --max-requests and run again to go on)", err=True)
         raise typer.Exit(1)
 
@@ -408,7 +411,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         _fail("aborted", 130)
     except BadInput as exc:
         _fail(str(exc), 2)
-    except RunStopped as exc:
+    except (RunStopped, StopRun) as exc:  # StopRun: the endpoint refused us outside a stage's own handling
         _fail(f"stopped: {exc}", 1)
     except OSError as exc:
         where = f" {exc.filename}" if exc.filename else ""

@@ -7,44 +7,23 @@ digests and writes the first occurrence of each key, in input order.
 
 import multiprocessing
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
+from typing import Iterator, Optional
 
 import msgspec
-import xxhash
 from tqdm import tqdm
 
 from synthgen.errors import BadInput
+from synthgen.files import atomic_output
+from synthgen.store import KEYS, decode_key, example_digest, hold_output, input_files
 
-KEYS = ("example", "query")
-# Files a folder walk passes over: audit trails, not examples.
-SKIPPED_NAMES = frozenset({"rejects.jsonl"})
 CHUNK_BYTES = 4 << 20
 # Below this much input, worker processes cost more than they save.
 PARALLEL_FROM_BYTES = 64 << 20
 
 OK, UNREADABLE, NOT_EXAMPLE, BLANK = 0, 1, 2, 3
 _NO_DIGEST = bytes(16)
-
-
-class _ExampleKey(msgspec.Struct):
-    """The fields of a stored example that the `example` key is made of; the rest is skipped."""
-
-    kind: str
-    query: str
-    positive: str
-    negative: Optional[str] = None
-
-
-class _QueryKey(msgspec.Struct):
-    kind: str
-    query: str
-
-
-_DECODERS = {"example": msgspec.json.Decoder(_ExampleKey), "query": msgspec.json.Decoder(_QueryKey)}
-_ENCODE = msgspec.json.Encoder().encode
 
 
 @dataclass
@@ -57,30 +36,8 @@ class DedupResult:
     not_examples: int = 0  # JSON lines without the fields of a stored example
 
 
-def input_files(paths: Iterable[Path], exclude: Optional[Path] = None) -> list[Path]:
-    """The JSONL files named, and those found below the folders named, in a stable order."""
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*.jsonl") if p.is_file() and p.name not in SKIPPED_NAMES))
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise BadInput(f"no such file or folder: {path}")
-    resolved_exclude = exclude.resolve() if exclude else None
-    unique: dict[Path, None] = {}
-    for file in files:
-        if file.resolve() != resolved_exclude:
-            unique.setdefault(file, None)
-    return list(unique)
-
-
 def digest_lines(lines: list[bytes], key: str) -> tuple[bytes, bytes]:
-    """For each line: its status (OK, UNREADABLE, NOT_EXAMPLE) and its key's 16-byte digest.
-
-    The key is the JSON array of its fields: no choice of text makes two different keys equal.
-    """
-    decode = _DECODERS[key].decode
+    """For each line: its status (OK, UNREADABLE, NOT_EXAMPLE, BLANK) and its key's 16-byte digest."""
     status = bytearray(len(lines))
     digests = []
     for i, line in enumerate(lines):
@@ -89,16 +46,13 @@ def digest_lines(lines: list[bytes], key: str) -> tuple[bytes, bytes]:
             digests.append(_NO_DIGEST)
             continue
         try:
-            record = decode(line)
+            record = decode_key(line)
         except msgspec.ValidationError:
             status[i], digest = NOT_EXAMPLE, _NO_DIGEST
         except (msgspec.DecodeError, UnicodeDecodeError):  # not JSON, or not UTF-8
             status[i], digest = UNREADABLE, _NO_DIGEST
         else:
-            fields = [record.kind, record.query]
-            if key == "example":
-                fields += [record.positive, record.negative]  # type: ignore[union-attr]
-            digest = xxhash.xxh3_128_digest(_ENCODE(fields))
+            digest = example_digest(record, key)
         digests.append(digest)
     return bytes(status), b"".join(digests)
 
@@ -177,15 +131,13 @@ def dedup(paths: list[Path], out: Path, key: str = "example", show_progress: boo
     jobs = [(file, start, end, key) for file in files for start, end in chunks(file, chunk_bytes)]
     if processes is None:
         processes = (os.cpu_count() or 1) if total >= PARALLEL_FROM_BYTES else 1
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     pool = multiprocessing.Pool(processes) if processes > 1 else None
     try:
-        digested = pool.imap(_digest_chunk, jobs) if pool else map(_digest_chunk, jobs)
-        seen: set[bytes] = set()
-        with os.fdopen(fd, "wb") as sink, tqdm(
+        with hold_output(out, "dedup"), atomic_output(out) as sink, tqdm(
             total=total, unit="B", unit_scale=True, desc="dedup", disable=None if show_progress else True
         ) as bar:
+            digested = pool.imap(_digest_chunk, jobs) if pool else map(_digest_chunk, jobs)
+            seen: set[bytes] = set()
             for (path, start, end, _), (status, digests) in zip(jobs, digested):
                 lines = _lines(path, start, end)
                 kept = _first_occurrences(lines, status, digests, seen, result)
@@ -193,10 +145,10 @@ def dedup(paths: list[Path], out: Path, key: str = "example", show_progress: boo
                     kept[-1] += b"\n"
                 sink.write(b"".join(kept))
                 bar.update(end - start)
-        os.replace(temporary, out)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+            if not result.kept:  # nothing was an example: a wrong, empty or binary file; nothing is written
+                names = ", ".join(str(f) for f in files)
+                raise BadInput(f"no stored example in {names} ({result.read} lines, unreadable {result.unreadable}, "
+                               f"not examples {result.not_examples})")
     finally:
         if pool is not None:
             pool.terminate()

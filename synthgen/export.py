@@ -23,9 +23,7 @@ twice, first to count each source's examples, then to pick from each the share a
 """
 
 import collections
-import os
 import random
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Union
@@ -34,7 +32,9 @@ import msgspec
 
 from synthgen.config import parse_weights
 from synthgen.errors import BadInput
+from synthgen.files import AtomicFile
 from synthgen.records import ReadCounts, example_files, read_examples, source_of
+from synthgen.store import hold_output
 
 INSTRUCTION_TEMPLATE = "Instruct: {task}\nQuery: {query}"
 FORMATS = ("e5", "sentence-transformers", "flagembedding", "medi")
@@ -161,21 +161,17 @@ class JsonlSink:
         del columns  # JSON lines keep the key order of each row
         self.path = path
         self.rows = 0
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        self.file = os.fdopen(fd, "wb")
+        self.target = AtomicFile(path)
 
     def write(self, row: Row) -> None:
-        self.file.write(_encode(row) + b"\n")
+        self.target.file.write(_encode(row) + b"\n")
         self.rows += 1
 
     def commit(self) -> None:
-        self.file.close()
-        os.replace(self.temporary, self.path)
+        self.target.commit()
 
     def abort(self) -> None:
-        self.file.close()
-        Path(self.temporary).unlink(missing_ok=True)
+        self.target.abort()
 
 
 class ParquetSink:
@@ -195,10 +191,8 @@ class ParquetSink:
         self.path = path
         self.rows = 0
         self.batch: list[Row] = []
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        self.writer = pq.ParquetWriter(self.temporary, self.schema)
+        self.target = AtomicFile(path)
+        self.writer = pq.ParquetWriter(self.target.file, self.schema)
 
     def write(self, row: Row) -> None:
         self.batch.append(row)
@@ -214,13 +208,13 @@ class ParquetSink:
     def commit(self) -> None:
         self._flush()
         self.writer.close()
-        os.replace(self.temporary, self.path)
+        self.target.commit()
 
     def abort(self) -> None:
         try:
             self.writer.close()
         finally:
-            Path(self.temporary).unlink(missing_ok=True)
+            self.target.abort()
 
 
 def open_sink(path: Path, columns: tuple[tuple[str, str], ...]) -> Union[JsonlSink, ParquetSink]:
@@ -321,6 +315,13 @@ def export(
         targets = mix_targets(shares, available)
         selections = {name: Selection(targets[name], available[name], seed, name) for name in targets}
 
+    with hold_output(out, "export"):
+        _write(paths, out, fmt, options, files, selections, result, show_progress)
+    return result
+
+
+def _write(paths: list[Path], out: Path, fmt: Format, options: Options, files: list[Path],
+           selections: Optional[dict[str, "Selection"]], result: ExportResult, show_progress: bool) -> None:
     stream = read_examples(files, result.read, "export", show_progress)
     main = open_sink(out, fmt.columns)
     pairs: Optional[Union[JsonlSink, ParquetSink]] = None
@@ -360,7 +361,6 @@ def export(
     elif fmt.missing_negative == "pairs":
         # A pairs file from an earlier export of the same name would be trained on with this one.
         pairs_path(out).unlink(missing_ok=True)
-    return result
 
 
 def summary(result: ExportResult) -> str:

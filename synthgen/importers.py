@@ -18,9 +18,7 @@ the file and line; nothing is written then.
 
 import csv
 import json
-import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -29,14 +27,15 @@ import msgspec
 from tqdm import tqdm
 
 from synthgen.errors import BadInput
+from synthgen.files import atomic_output
 from synthgen.kinds import KINDS
+from synthgen.store import Example, encode, hold_output
 
 IMPORT_FORMATS = ("pairs", "beir", "medi", "flagembedding")
 IMPORTED_MODEL = "imported"
 DEFAULT_KIND = "short-long"
 DEFAULT_LANGUAGE = "unknown"
 
-_encode = msgspec.json.Encoder().encode
 
 
 @dataclass
@@ -393,40 +392,33 @@ def import_source(
     result = ImportResult(fmt, name, out)
     pairs = read_source(fmt, source, fields or Fields(), header, split, result.skipped, show_progress)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as sink:
-            for pair in pairs:
-                result.rows += 1
-                the_task = task.strip() if task is not None else pair.task
-                if the_task is None:
-                    raise BadInput(f"{_where(source, pair.line)}: the row holds no instruction: give --task")
-                example = {
-                    "id": f"{name}-{result.written}",
-                    "index": result.written,
-                    "kind": kind or pair.kind or DEFAULT_KIND,
-                    "task": the_task,
-                    "language": language,
-                    "query": pair.query,
-                    "positive": pair.positive,
-                    "negative": pair.negative,
-                    "placeholders": {},
-                    "raw": pair.raw,
-                    "model": IMPORTED_MODEL,
-                    "seed": None,
-                    "source": name,
-                }
-                sink.write(_encode(example) + b"\n")
-                result.written += 1
-                result.with_negative += pair.negative is not None
+    with hold_output(out, "import"), atomic_output(out) as sink:
+        for pair in pairs:
+            result.rows += 1
+            the_task = task.strip() if task is not None else pair.task
+            if the_task is None:
+                raise BadInput(f"{_where(source, pair.line)}: the row holds no instruction: give --task")
+            example = Example(
+                id=f"{name}-{result.written}",
+                index=result.written,
+                kind=kind or pair.kind or DEFAULT_KIND,
+                task=the_task,
+                language=language,
+                query=pair.query,
+                positive=pair.positive,
+                negative=pair.negative,
+                placeholders={},
+                raw=pair.raw,
+                model=IMPORTED_MODEL,
+                seed=None,
+                source=name,
+            )
+            sink.write(encode(example) + b"\n")
+            result.written += 1
+            result.with_negative += pair.negative is not None
         if result.written == 0:
             raise BadInput(f"{source}: nothing to import" + (
                 f" ({', '.join(f'{k} {v}' for k, v in result.skipped.items())})" if result.skipped else ""))
-        os.replace(temporary, out)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return result
 
 

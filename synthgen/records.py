@@ -12,7 +12,7 @@ from typing import Any, Iterable, Iterator, Optional
 import msgspec
 from tqdm import tqdm
 
-from synthgen.dedup import input_files
+from synthgen.store import input_files
 from synthgen.errors import BadInput
 
 SYNTHETIC = "synthetic"

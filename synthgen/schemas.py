@@ -1,6 +1,8 @@
-"""pydantic models: each kind's LLM answer, the stored example and the task record (design.md §3)."""
+"""pydantic models of each kind's LLM answer, and the JSON schemas sent for them.
 
-from typing import Annotated, Any, Optional
+The records synthgen stores are defined in store.py."""
+
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
@@ -57,28 +59,3 @@ def answer_schema(model: type[Answer]) -> dict[str, Any]:
 
 
 TASK_LIST_SCHEMA: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
-
-
-class Example(BaseModel):
-    """One stored example, whatever its kind."""
-
-    id: str
-    index: int
-    kind: str
-    task: str
-    language: str
-    query: str
-    positive: str
-    negative: Optional[str]
-    placeholders: dict[str, str]
-    raw: dict[str, Any]  # the LLM's answer as validated, or an imported row as it was
-    model: str
-    seed: Optional[int]
-    source: Optional[str] = None  # set on imported examples: where they came from
-
-
-class TaskRecord(BaseModel):
-    kind: str
-    task: str
-    model: str
-    seed: Optional[int] = None

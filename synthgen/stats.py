@@ -14,7 +14,6 @@
 """
 
 import collections
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -22,8 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from synthgen.errors import BadInput
-from synthgen.generate import MANIFEST, REJECTS
-from synthgen.jsonl import read_records
+from synthgen.store import reject_reasons, run_files_beside
 from synthgen.records import ReadCounts, example_files, read_examples, source_of, task_of
 
 FIELDS = ("query", "positive", "negative")
@@ -214,24 +212,16 @@ def run_report(folders: list[Path]) -> dict[str, Any]:
     manifests = rejects_files = 0
     valid = prompt_tokens = completion_tokens = 0
     for folder in folders:
-        manifest_path = folder / MANIFEST
-        manifest = None
-        if manifest_path.is_file():
-            try:
-                manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                manifest = None
-        if isinstance(manifest, dict) and isinstance(manifest.get("rejected"), dict):
+        manifest, rejects = run_files_beside(folder)
+        if manifest is not None:
             manifests += 1
-            rejected.update({str(k): int(v) for k, v in manifest["rejected"].items() if isinstance(v, int)})
-            valid += int(manifest.get("valid") or 0)
-            prompt_tokens += int(manifest.get("prompt_tokens") or 0)
-            completion_tokens += int(manifest.get("completion_tokens") or 0)
-        elif (folder / REJECTS).is_file():
+            rejected.update(manifest.rejected)
+            valid += manifest.valid
+            prompt_tokens += manifest.prompt_tokens
+            completion_tokens += manifest.completion_tokens
+        elif rejects is not None:
             rejects_files += 1
-            for record in read_records(folder / REJECTS):
-                reason = record.get("reason") if isinstance(record, dict) else None
-                rejected[reason if isinstance(reason, str) else "unreadable line"] += 1
+            rejected.update(reject_reasons(rejects))
     tokens = prompt_tokens + completion_tokens
     per_valid = (lambda n: round(n / valid, 1)) if valid and manifests else (lambda n: None)
     return {

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+import msgspec
 import pytest
 
 from fake_llm import FakeLLM
@@ -16,7 +17,8 @@ from synthgen.backends import open_backend
 from synthgen.config import load_config
 from synthgen.kinds import KINDS, SUBTYPES
 from synthgen.llm import model_file as mf
-from synthgen.schemas import Example, answer_schema
+from synthgen.schemas import answer_schema
+from synthgen.store import Example
 
 STS_PROMPT = (
     "Write three sentences, S1, S2 and S3, in English about one specific topic. S1 and S2 mean almost the "
@@ -128,7 +130,7 @@ def test_brainstorm_then_every_kind_through_the_cli(case, cli, workdir):
         assert result.status == 0, result.err
         [example] = [json.loads(line) for line in (out / "examples.jsonl").read_text().splitlines()]
         assert example["kind"] == kind and example["model"] == case.details["model"]
-        Example.model_validate(example)
+        msgspec.convert(example, Example)
         KINDS[kind].answer.model_validate(example["raw"])
         manifest = json.loads((out / "manifest.json").read_text())
         assert manifest["backend"] == case.name and manifest["endpoint"].endswith(case.details["endpoint"])

@@ -96,3 +96,25 @@ def test_a_line_that_is_not_utf8_is_counted_as_unreadable(cli, workdir):
     result = cli("dedup", "in.jsonl", "--out", "o.jsonl", "-q")
     assert result.status == 0, result.err
     assert "kept 1, removed 0, unreadable 1" in result.out
+
+
+def test_input_with_no_example_is_bad_input_and_writes_nothing(cli, workdir):
+    (workdir / "binary.jsonl").write_bytes(bytes(range(256)) * 4)
+    (workdir / "latin1.jsonl").write_bytes('{"kind": "sts", "query": "caf\xe9"}\n'.encode("latin-1"))
+    (workdir / "empty.jsonl").write_bytes(b"")
+    write(workdir / "tasks.jsonl", [{"kind": "short-long", "task": "t", "model": "m"}])
+    for name in ("binary.jsonl", "latin1.jsonl", "empty.jsonl", "tasks.jsonl"):
+        result = cli("dedup", name, "--out", "out/o.jsonl", "-q")
+        assert result.status == 2 and result.err.count("\n") == 1, name
+        assert f"no stored example in {name}" in result.err
+        assert not (workdir / "out").exists()
+
+
+def test_dedup_in_place_and_messages_name_the_out_given(cli, workdir):
+    write(workdir / "in.jsonl", [example("q1"), example("q1"), example("q2")])
+    result = cli("dedup", "in.jsonl", "--out", "in.jsonl", "-q")
+    assert result.status == 0 and "kept 2, removed 1" in result.out
+    assert [r["query"] for r in read_jsonl(workdir / "in.jsonl")] == ["q1", "q2"]
+    (workdir / "taken").mkdir()
+    result = cli("dedup", "in.jsonl", "--out", "taken", "-q")
+    assert result.status == 2 and "cannot write taken" in result.err and ".tmp" not in result.err

@@ -90,8 +90,40 @@ def test_a_request_that_uses_up_its_attempts_is_replaced(cli, llm, workdir):
 
 def test_a_run_where_most_requests_fail_stops_with_a_diagnosis(cli, llm, workdir):
     (workdir / "c.toml").write_text("[llm]\nmax_attempts = 1\n")
+    llm.then("ok")  # it answered once: the endpoint is there, but most requests now fail
     llm.default = {"status": 500, "body": error_body("upstream is down")}
     result = run(cli, llm, "--n", 100, "--config", "c.toml")
     assert result.status == 1
     assert "most requests fail" in result.err and "upstream is down" in result.err
     assert len(llm.requests) == 20
+
+
+def test_a_refused_key_during_the_automatic_brainstorm_is_one_line(cli, llm, workdir):
+    llm.default = {"status": 401, "body": error_body("Incorrect API key provided", "invalid_api_key")}
+    for args in (["generate", "--n", 3, "--kinds", "short-long=1"], ["brainstorm", "--subtype", "short-long"]):
+        result = cli(*args, "--base-url", llm.base_url, "--api-key", KEY, "--quiet")
+        assert result.status == 1, args
+        last = result.err.strip().splitlines()[-1]
+        assert last.startswith("synthgen: stopped: the endpoint refused the API key (401)")
+        assert "Traceback" not in result.err
+    assert not (workdir / "data/raw").exists()  # an early failure leaves no empty output folder
+
+
+def test_a_bad_brainstorm_answer_is_replaced_instead_of_ending_the_run(cli, llm, workdir):
+    llm.then("bad_json", "wrong_schema", "truncated")
+    result = cli("generate", "--n", 3, "--kinds", "short-long=1", "--base-url", llm.base_url, "--quiet")
+    assert result.status == 0, result.err
+    assert len(read_jsonl(workdir / "data/tasks/short-long.jsonl")) == 20
+    assert len(read_jsonl(workdir / "data/raw/examples.jsonl")) == 3
+
+
+def test_an_unreachable_endpoint_stops_fast_and_says_why(cli, workdir):
+    (workdir / "c.toml").write_text("[llm]\nmax_attempts = 2\n")
+    result = cli("generate", "--n", 3, "--kinds", "sts=1", "--base-url", "http://127.0.0.1:1/v1",
+                 "--config", "c.toml", "--quiet")
+    assert result.status == 1
+    line = result.err.strip().splitlines()[-1]
+    assert line.startswith("synthgen: stopped: every request so far failed (3 of them)")
+    assert "Connect" in line and "--max-requests" not in result.err
+    rejects = read_jsonl(workdir / "data/raw/rejects.jsonl")
+    assert 3 <= len(rejects) <= 6 and all(r["usage"]["http_requests"] == 2 for r in rejects)

@@ -5,7 +5,9 @@ import json
 
 from conftest import read_jsonl
 from synthgen.kinds import KINDS, SUBTYPES
-from synthgen.schemas import Example, TaskRecord
+import msgspec
+
+from synthgen.store import Example, Task
 
 
 def generated(workdir, out="data/raw"):
@@ -22,7 +24,7 @@ def test_every_kind_end_to_end(cli, endpoint, llm, workdir):
         assert f"{subtype}: 20 new tasks" in result.out
         tasks = read_jsonl(workdir / "data" / "tasks" / f"{subtype}.jsonl")
         assert len(tasks) == 20
-        assert all(TaskRecord(**t).kind == subtype for t in tasks)
+        assert all(msgspec.convert(t, Task).kind == subtype for t in tasks)
 
     result = cli("generate", "--n", 120, *endpoint)
     assert result.status == 0, result.err
@@ -31,7 +33,7 @@ def test_every_kind_end_to_end(cli, endpoint, llm, workdir):
     assert len({e["id"] for e in examples}) == 120
     kinds = collections.Counter()
     for record in examples:
-        example = Example(**record)
+        example = msgspec.convert(record, Example)
         kind = KINDS[example.kind]
         kind.answer.model_validate(example.raw)
         assert (example.query, example.positive, example.negative) == kind.normalise(example.raw)
@@ -83,8 +85,9 @@ def test_brainstorm_parses_cleans_and_dedups_tasks(cli, endpoint, llm, workdir):
     out = workdir / "tasks.jsonl"
     result = cli("brainstorm", "--subtype", "long-short", "--rounds", 4, "--out", out, "--concurrency", 1, *endpoint)
     assert result.status == 0, result.err
-    assert "long-short: 4 new tasks" in result.out and "1 rounds gave nothing usable" in result.out
-    assert [t["task"] for t in read_jsonl(out)] == ["Find A.", "Find B.", "Find D.", "Find E."]
+    # The round that gave nothing was replaced by a fifth (the fake server's 20 tasks).
+    assert "long-short: 24 new tasks" in result.out and "1 rounds gave nothing usable" in result.out
+    assert [t["task"] for t in read_jsonl(out)][:4] == ["Find A.", "Find B.", "Find D.", "Find E."]
     # A second brainstorm appends only what the file does not hold yet.
     llm.then(lambda body: (200, {}, fake_chat(json.dumps(["Find A.", "Find F."]))))
     result = cli("brainstorm", "--subtype", "long-short", "--out", out, *endpoint)
@@ -95,11 +98,12 @@ def test_brainstorm_parses_cleans_and_dedups_tasks(cli, endpoint, llm, workdir):
     llm.then(lambda body: (200, {}, fake_chat('["Find G.", "Find H.", "Fi', finish_reason="length")))
     result = cli("brainstorm", "--subtype", "long-short", "--out", out, *endpoint)
     assert result.status == 0 and "long-short: 2 new tasks" in result.out
-    # Every round giving nothing is a failed run: exit 1 with the reason, the file as it was.
-    llm.then(lambda body: (200, {}, fake_chat("I have no ideas today.")))
-    llm.then(lambda body: (200, {}, fake_chat('["Fi', finish_reason="length")))
+    # Failed rounds are replaced up to the request cap (2 rounds: 13 requests); if none gives a task,
+    # the run failed: exit 1 with the reason, the file as it was.
+    llm.default = lambda body: (200, {}, fake_chat("I have no ideas today."))
+    sent = len(llm.requests)
     result = cli("brainstorm", "--subtype", "long-short", "--rounds", 2, "--out", out, "--concurrency", 1, *endpoint)
-    assert result.status == 1 and "long-short: 0 new tasks" in result.out
+    assert result.status == 1 and "long-short: 0 new tasks" in result.out and len(llm.requests) - sent == 13
     assert "no round for long-short gave a usable task" in result.err
     assert [t["task"] for t in read_jsonl(out)][-3:] == ["Find F.", "Find G.", "Find H."]
 
@@ -176,3 +180,16 @@ def test_json_schema_sent_is_the_kinds_schema(cli, endpoint, llm, workdir):
     schema = request["response_format"]["json_schema"]["schema"]
     assert schema["required"] == ["S1", "S2", "S3"] and schema["additionalProperties"] is False
     assert request["temperature"] == 1.0 and request["top_p"] == 1.0 and request["model"] == "fake-model"
+
+
+def test_tasks_must_be_a_folder_and_lines_that_are_not_tasks_are_told(cli, endpoint, llm, workdir):
+    (workdir / "afile").write_text("x")
+    result = cli("generate", "--n", 1, "--kinds", "long-long=1", "--tasks", "afile", *endpoint)
+    assert result.status == 2 and "--tasks must be a folder of task files, and afile is a file" in result.err
+    tasks = workdir / "data/tasks/long-long.jsonl"
+    tasks.parent.mkdir(parents=True)
+    tasks.write_text('{"kind": "long-long", "task": "Match a long text to its twin.", "model": "m"}\n'
+                     'not json\n{"kind": "sts", "task": "x", "model": "m"}\n')
+    result = cli("generate", "--n", 1, "--kinds", "long-long=1", *endpoint)
+    assert result.status == 0, result.err
+    assert "long-long.jsonl: 2 lines are not long-long tasks and were passed over" in result.err

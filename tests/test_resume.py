@@ -80,6 +80,9 @@ def test_sigkill_at_random_moments_then_resume(cli, slow_llm, workdir):
     manifest = json.loads((workdir / "data/raw/manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["valid"] == n
     assert manifest["requests"] == n + len(rejects) and manifest["sessions"] >= 2
+    # Totals are rebuilt from the records: only the requests in flight at a kill can be missing.
+    assert sent - kills * concurrency <= manifest["http_requests"] <= sent
+    assert manifest["prompt_tokens"] == 10 * manifest["requests"]  # the fake server bills 10 per prompt
 
 
 def test_ctrl_c_finishes_in_flight_requests_writes_and_says_how_to_resume(workdir):
@@ -164,12 +167,25 @@ def test_a_changed_config_is_refused_but_a_changed_n_is_not(cli, llm, workdir):
     check_output(workdir, 4)
 
 
-def test_the_same_answer_twice_is_kept_raw_and_removed_by_dedup(cli, llm, workdir):
-    llm.then("ok", "duplicate", "ok")
-    assert cli("generate", "--n", 3, "--kinds", "sts=1", "--concurrency", 1, "--base-url", llm.base_url,
+def test_an_answer_already_in_the_run_is_a_duplicate_reject_and_is_replaced(cli, llm, workdir):
+    llm.then(*["ok", "ok", "duplicate"] * 20)  # a third of the answers repeat the one before
+    assert cli("generate", "--n", 30, "--kinds", "sts=1", "--concurrency", 1, "--base-url", llm.base_url,
                "-q").status == 0
-    assert len(read_jsonl(workdir / "data/raw/examples.jsonl")) == 3
-    assert "kept 2, removed 1" in cli("dedup", "data/raw", "-q").out
+    examples, rejects = check_output(workdir, 30)
+    assert len({(e["query"], e["positive"], e["negative"]) for e in examples}) == 30
+    assert [r["reason"] for r in rejects] == ["duplicate"] * 14
+    assert "kept 30, removed 0" in cli("dedup", "data/raw", "-q").out
+    manifest = json.loads((workdir / "data/raw/manifest.json").read_text())
+    assert manifest["valid"] == 30 and manifest["rejected"] == {"duplicate": 14}
+
+
+def test_a_resumed_run_knows_the_examples_already_there(cli, llm, workdir):
+    base = ["generate", "--kinds", "sts=1", "--concurrency", 1, "--base-url", llm.base_url, "-q"]
+    assert cli(*base, "--n", 2).status == 0
+    llm.then("duplicate")  # the next answer repeats the last one of the first session
+    assert cli(*base, "--n", 3).status == 0
+    examples, rejects = check_output(workdir, 3)
+    assert [r["reason"] for r in rejects] == ["duplicate"]
 
 
 def test_a_server_slower_than_the_timeout_is_abandoned_and_retried(cli, llm, workdir):

@@ -11,6 +11,8 @@ class Completion:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     refusal: Optional[str] = None
+    http_requests: int = 1  # what this one answer took: retries and structured-output fallbacks included
+    retries: int = 0
 
 
 @dataclass
@@ -46,6 +48,11 @@ class StopRun(Exception):
 
 class RequestFailed(Exception):
     """One request used up its attempts or its time budget; the caller may plan a replacement."""
+
+    def __init__(self, message: str, http_requests: int = 1, connection: bool = False):
+        super().__init__(message)
+        self.http_requests = http_requests  # how many were sent for it (and may have been paid)
+        self.connection = connection  # the endpoint could not be reached at all
 
 
 class LLMClient(Protocol):

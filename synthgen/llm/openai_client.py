@@ -7,6 +7,7 @@ the server's Retry-After, which also pauses every other request of this client (
 """
 
 import asyncio
+import dataclasses
 import email.utils
 import random
 import re
@@ -109,29 +110,33 @@ class OpenAICompatibleClient:
     async def complete(
         self, prompt: str, *, max_tokens: int, schema: Optional[dict[str, Any]], schema_name: str
     ) -> Completion:
+        sent = [0, 0]  # HTTP requests and retries this answer took, kept with its record
         while True:
             mode = self.usage.structured_output.setdefault(schema_name, self._modes[0]) if schema else "none"
             try:
-                return await self._send_with_retries(prompt, max_tokens, schema, schema_name, mode)
+                completion = await self._send_with_retries(prompt, max_tokens, schema, schema_name, mode, sent)
             except _StructuredOutputRejected:
                 # Requests in flight may all be refused; only the first moves the mode on.
                 if self.usage.structured_output[schema_name] == mode:
                     self.usage.structured_output[schema_name] = MODES[MODES.index(mode) + 1]
+                continue
+            return dataclasses.replace(completion, http_requests=sent[0], retries=sent[1])
 
     async def aclose(self) -> None:
         await self._transport.aclose()
         await self._client.close()
 
     async def _send_with_retries(
-        self, prompt: str, max_tokens: int, schema: Optional[dict[str, Any]], schema_name: str, mode: str
+        self, prompt: str, max_tokens: int, schema: Optional[dict[str, Any]], schema_name: str, mode: str,
+        sent: list[int],
     ) -> Completion:
         try:  # the first attempt outside tenacity: most requests need no retry, and this is the hot path
-            return await self._send(prompt, max_tokens, schema, schema_name, mode)
+            return await self._send(prompt, max_tokens, schema, schema_name, mode, sent)
         except openai.APIError as exc:
             if not _is_transient(exc):
                 raise
             if self._max_attempts == 1:
-                raise RequestFailed(self._describe(exc)) from None
+                raise self._failed(exc, sent) from None
             await asyncio.sleep(self._delay(exc, 1))
         # The retries: tenacity's attempt k is the request's attempt k + 1.
         retrying = AsyncRetrying(
@@ -144,13 +149,15 @@ class OpenAICompatibleClient:
             async for attempt in retrying:
                 with attempt:
                     self.usage.retries += 1
-                    return await self._send(prompt, max_tokens, schema, schema_name, mode)
+                    sent[1] += 1
+                    return await self._send(prompt, max_tokens, schema, schema_name, mode, sent)
         except openai.APIError as exc:
-            raise RequestFailed(self._describe(exc)) from None
+            raise self._failed(exc, sent) from None
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     async def _send(
-        self, prompt: str, max_tokens: int, schema: Optional[dict[str, Any]], schema_name: str, mode: str
+        self, prompt: str, max_tokens: int, schema: Optional[dict[str, Any]], schema_name: str, mode: str,
+        sent: list[int],
     ) -> Completion:
         estimate = estimate_tokens(prompt, max_tokens)
         await self._admit(estimate)
@@ -168,6 +175,7 @@ class OpenAICompatibleClient:
         elif mode == "json_object":
             request["response_format"] = {"type": "json_object"}
         self.usage.http_requests += 1
+        sent[0] += 1
         try:
             response, headers = await self._transport.post(request)
         except openai.APIStatusError as exc:
@@ -238,6 +246,10 @@ class OpenAICompatibleClient:
         start = self._limits.reserve(loop.time(), estimated_tokens)
         while (delay := max(start, self._cooldown_until) - loop.time()) > 0:
             await asyncio.sleep(delay)
+
+    def _failed(self, exc: BaseException, sent: list[int]) -> RequestFailed:
+        connection = isinstance(exc, openai.APIConnectionError) and not isinstance(exc, openai.APITimeoutError)
+        return RequestFailed(self._describe(exc), http_requests=sent[0], connection=connection)
 
     def _describe(self, exc: BaseException) -> str:
         """The error in one short line, with the key blanked out wherever the server echoed it."""

@@ -1,0 +1,91 @@
+"""A run's counters and its manifest: what was made, what was rejected and why, what it cost.
+
+The totals start from what the run folder already holds (counted from its records, so a `kill -9`
+loses no answered request) and grow with each record written. The manifest is a snapshot of them,
+written during the run at most every few seconds (off the event loop) and once at the end.
+"""
+
+import asyncio
+import collections
+import threading
+import time
+from typing import Callable, Optional
+
+import msgspec
+
+from synthgen.llm import Usage as ClientUsage
+from synthgen.store import Example, Manifest, Reject, RunFolder, RunState, Usage
+
+MANIFEST_EVERY = 2.0  # seconds between manifest updates during a run
+
+
+class Ledger:
+    def __init__(self, state: RunState, header: Manifest):
+        """`header` holds the run's fixed fields (settings, fingerprint, endpoint); the ledger the rest."""
+        self.header = header
+        self.before = state.manifest or Manifest()
+        self.valid = len(state.valid)
+        self.per_kind = collections.Counter(state.per_kind)
+        self.reasons = collections.Counter(state.reasons)
+        self.usage = msgspec.structs.replace(state.usage)
+        self.started = time.monotonic()
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.reasons.values())
+
+    def add_example(self, example: Example) -> None:
+        self.valid += 1
+        self.per_kind[example.kind] += 1
+        if example.usage is not None:
+            self.usage.add(example.usage)
+
+    def add_reject(self, reject: Reject) -> None:
+        self.reasons[reject.reason] += 1
+        if reject.usage is not None:
+            self.usage.add(reject.usage)
+
+    def manifest(self, status: str, stop_reason: Optional[str], client: ClientUsage) -> Manifest:
+        before = self.before
+        return msgspec.structs.replace(
+            self.header,
+            status=status,
+            stop_reason=stop_reason,
+            requests=self.valid + self.rejected_total,
+            valid=self.valid,
+            rejected_total=self.rejected_total,
+            rejected=dict(sorted(self.reasons.items())),
+            per_kind=dict(sorted(self.per_kind.items())),
+            http_requests=self.usage.http_requests,
+            retries=self.usage.retries,
+            prompt_tokens=self.usage.prompt_tokens,
+            completion_tokens=self.usage.completion_tokens,
+            cooldown_seconds=round(before.cooldown_seconds + client.cooldown_seconds, 3),
+            wall_seconds=round(before.wall_seconds + time.monotonic() - self.started, 3),
+            sessions=before.sessions + 1,
+            structured_output=dict(client.structured_output),
+            brainstorm=self.header.brainstorm or before.brainstorm,
+        )
+
+
+class ManifestWriter:
+    """Writes manifests of one run in order; once a final one (status not "running") is written,
+    no "running" one replaces it, even one whose write was already under way in a thread."""
+
+    def __init__(self, folder: RunFolder):
+        self.folder = folder
+        self._lock = threading.Lock()
+        self._final = False
+
+    def write(self, manifest: Manifest) -> None:
+        with self._lock:
+            if not self._final:
+                self._final = manifest.status != "running"
+                self.folder.write_manifest(manifest)
+
+    async def write_often(self, snapshot: Callable[[], Manifest]) -> None:
+        while True:
+            await asyncio.sleep(MANIFEST_EVERY)
+            # The snapshot is taken here; the write and its fsync, which a busy disk can stretch to
+            # seconds, run in a thread so that requests keep flowing meanwhile.
+            await asyncio.to_thread(self.write, snapshot())

@@ -1,0 +1,597 @@
+"""The owner of what synthgen stores: each record type, a run folder's files, and who may write them.
+
+Every file synthgen writes holds one record type, defined here once (msgspec Structs: they encode
+and decode in C, and a subset type decodes only the fields a reader needs). A run folder holds a
+run's examples, its rejects and its manifest; a task file holds one subtype's brainstormed tasks.
+Only this module spells a file name of a run folder or a field name of a stored record.
+
+One writer at a time: a run holds an OS lock on its folder (and on a task file while it brainstorms
+into it). The OS drops the lock with the process, so a `kill -9` never leaves a stale one behind; a
+second writer is refused with one line naming the first.
+"""
+
+import datetime
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Optional, Union
+
+import msgspec
+import xxhash
+
+from synthgen.errors import BadInput
+from synthgen.files import LineAppender, cut_torn_tail, write_atomic
+
+# -- records -----------------------------------------------------------------------------------------
+
+
+class Usage(msgspec.Struct, omit_defaults=True):
+    """What one answer cost: kept with its record, so totals are rebuilt from the files after a crash."""
+
+    http_requests: int = 0
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def add(self, other: "Usage") -> None:
+        self.http_requests += other.http_requests
+        self.retries += other.retries
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+
+
+class Example(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One stored example, whatever its kind (generated or imported)."""
+
+    id: str
+    index: Optional[int] = None  # its place in the plan (generated) or in the source (imported)
+    kind: str
+    task: str  # the instruction the query side is trained with
+    language: str
+    query: str
+    positive: str
+    negative: Optional[str]
+    placeholders: dict[str, str]
+    raw: dict[str, Any]  # the LLM's answer as validated, or an imported row as it was
+    model: str
+    seed: Optional[int]
+    source: Optional[str] = None  # imported examples: where they came from
+    usage: Optional[Usage] = None  # generated examples: what the answer cost
+
+
+class ExampleKey(msgspec.Struct):
+    """The fields the dedup keys are made of; a reader that needs only these skips the rest."""
+
+    kind: str
+    query: str
+    positive: str
+    negative: Optional[str] = None
+
+
+class Reject(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """An answer that did not become an example, kept for audit and counted by reason."""
+
+    index: int
+    kind: str
+    reason: str
+    detail: str
+    finish_reason: Optional[str] = None
+    text: str = ""
+    model: str
+    seed: Optional[int]
+    usage: Optional[Usage] = None
+
+
+class Task(msgspec.Struct, kw_only=True):
+    """A brainstormed task definition of one subtype."""
+
+    kind: str
+    task: str
+    model: str
+    seed: Optional[int] = None
+
+
+class Manifest(msgspec.Struct, kw_only=True):
+    """A run's settings and totals, rewritten atomically during the run and at its end.
+
+    Every field has a default, so a manifest written by an older version still reads.
+    """
+
+    synthgen_version: str = ""
+    status: str = ""
+    stop_reason: Optional[str] = None
+    fingerprint: str = ""
+    fingerprint_parts: dict[str, str] = {}
+    backend: str = ""
+    model: str = ""
+    model_digest: Optional[str] = None
+    endpoint: str = ""
+    seed: Optional[int] = None
+    n: int = 0
+    request_cap: int = 0
+    requests: int = 0
+    valid: int = 0
+    rejected_total: int = 0
+    rejected: dict[str, int] = {}
+    per_kind: dict[str, int] = {}
+    http_requests: int = 0
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cooldown_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    sessions: int = 0
+    structured_output: dict[str, str] = {}
+    brainstorm: Optional[dict[str, Any]] = None
+    config: dict[str, Any] = {}
+
+
+class _Indexed(msgspec.Struct):
+    """What resuming needs of an example or a reject line."""
+
+    index: int
+    kind: str
+    reason: Optional[str] = None
+    usage: Optional[Usage] = None
+
+
+Record = Union[Example, Reject, Task]
+
+_encode = msgspec.json.Encoder().encode
+_example_decoder = msgspec.json.Decoder(Example)
+_key_decoder = msgspec.json.Decoder(ExampleKey)
+_task_decoder = msgspec.json.Decoder(Task)
+_indexed_decoder = msgspec.json.Decoder(_Indexed)
+_manifest_decoder = msgspec.json.Decoder(Manifest)
+
+
+def encode(record: Any) -> bytes:
+    """A record as one line of compact JSON (no newline). msgspec never writes NaN: JSON stays JSON."""
+    return _encode(record)
+
+
+def decode_example(line: bytes) -> Example:
+    """Raises msgspec.ValidationError (JSON, not an example) or msgspec.DecodeError (not JSON)."""
+    return _example_decoder.decode(line)
+
+
+def decode_key(line: bytes) -> ExampleKey:
+    return _key_decoder.decode(line)
+
+
+def to_builtins(record: Any) -> Any:
+    """A record as plain dicts and lists (for JSON output and for tests)."""
+    return msgspec.to_builtins(record)
+
+
+def manifest_json(manifest: Manifest) -> bytes:
+    return msgspec.json.format(_encode(manifest), indent=2) + b"\n"
+
+
+# -- the lock ----------------------------------------------------------------------------------------
+
+LOCK_NAME = ".synthgen.lock"
+OWNER_NAME = ".synthgen.owner.json"
+
+
+class _Owner(msgspec.Struct):
+    command: str
+    pid: int
+    host: str
+    started: str
+
+
+class Lock:
+    """An exclusive OS lock (filelock) held by this process; its owner is written beside it.
+
+    The owner file says who holds the lock; it is only ever read by a process refused the lock,
+    so one left behind by a killed process is harmless and is replaced by the next holder.
+    """
+
+    def __init__(self, lock_path: Path, owner_path: Path, what: str):
+        self.lock_path = lock_path
+        self.owner_path = owner_path
+        self.what = what
+        self._lock: Any = None
+
+    def acquire(self, command: str) -> None:
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.lock_path), timeout=0)
+        try:
+            self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+            lock.acquire()
+        except Timeout:
+            raise BadInput(f"{self.what} is in use by {self._holder()}: wait for it to end, or use another one") from None
+        except OSError as exc:
+            raise BadInput(f"cannot lock {self.what}: {exc.strerror or exc}") from None
+        self._lock = lock
+        started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        owner = _Owner(command, os.getpid(), socket.gethostname(), started)
+        try:
+            write_atomic(self.owner_path, _encode(owner))
+        except BadInput:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        if self._lock is None:
+            return
+        self.owner_path.unlink(missing_ok=True)
+        self._lock.release()
+        self._lock = None
+        # The lock file itself stays: removing it would let a third process lock a new file
+        # while a second still waits on the old one.
+
+    def _holder(self) -> str:
+        try:
+            owner = msgspec.json.decode(self.owner_path.read_bytes(), type=_Owner)
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+            return "another synthgen process"
+        return f"synthgen {owner.command} (pid {owner.pid} on {owner.host}, started {owner.started})"
+
+    def __enter__(self) -> "Lock":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def folder_lock(folder: Path) -> Lock:
+    return Lock(folder / LOCK_NAME, folder / OWNER_NAME, str(folder))
+
+
+class HeldFolder:
+    """A folder some command writes into, locked for as long as it writes.
+
+    Made if missing; if this command made it and leaves nothing in it, it is removed again, so an
+    early failure leaves no empty folder behind.
+    """
+
+    def __init__(self, folder: Path, command: str):
+        self.folder = folder
+        self.created = not folder.exists()
+        if folder.exists() and not folder.is_dir():
+            raise BadInput(f"{folder} is a file, not a folder")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BadInput(f"cannot write to {folder}: {exc.strerror or exc}") from None
+        self.lock = folder_lock(folder)
+        try:
+            self.lock.acquire(command)
+        except BadInput:
+            self._remove_if_unused()
+            raise
+
+    def release(self) -> None:
+        self.lock.release()
+        self._remove_if_unused()
+
+    def _remove_if_unused(self) -> None:
+        if not self.created:
+            return
+        try:
+            (self.folder / LOCK_NAME).unlink(missing_ok=True)
+            self.folder.rmdir()  # only succeeds when empty
+        except OSError:
+            pass
+
+    def __enter__(self) -> "HeldFolder":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def hold_output(path: Path, command: str) -> HeldFolder:
+    """Lock the folder an output file goes into (dedup, export, import): refused while a run holds it."""
+    return HeldFolder(path.parent, command)
+
+
+# -- a run folder ------------------------------------------------------------------------------------
+
+EXAMPLES_NAME = "examples.jsonl"
+REJECTS_NAME = "rejects.jsonl"
+MANIFEST_NAME = "manifest.json"
+
+
+@dataclass
+class RunState:
+    """What a run folder already holds: what a resumed run skips, and the totals it goes on from."""
+
+    manifest: Optional[Manifest] = None
+    valid: set[int] = field(default_factory=set)
+    rejected: set[int] = field(default_factory=set)
+    per_kind: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)
+    keys: set[bytes] = field(default_factory=set)  # the dedup key digests of the examples
+    usage: Usage = field(default_factory=Usage)
+
+    @property
+    def empty(self) -> bool:
+        return not self.valid and not self.rejected
+
+
+class RunFolder:
+    """A generate run's folder: examples.jsonl, rejects.jsonl, manifest.json, and its lock."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.examples = path / EXAMPLES_NAME
+        self.rejects = path / REJECTS_NAME
+        self.manifest = path / MANIFEST_NAME
+        self._held: Optional[HeldFolder] = None
+
+    def open(self, command: str = "generate") -> "RunFolder":
+        """Make and lock the folder; BadInput when it cannot be written or another run holds it."""
+        self._held = HeldFolder(self.path, command)
+        return self
+
+    def close(self) -> None:
+        if self._held is not None:
+            self._held.release()
+            self._held = None
+
+    def __enter__(self) -> "RunFolder":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def remove_run(self) -> None:
+        for path in (self.examples, self.rejects, self.manifest):
+            path.unlink(missing_ok=True)
+
+    def read_manifest(self) -> Optional[Manifest]:
+        if not self.manifest.exists():
+            return None
+        try:
+            return _manifest_decoder.decode(self.manifest.read_bytes())
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise BadInput(f"cannot read {self.manifest}: {exc}") from None
+
+    def read_state(self) -> RunState:
+        """Read what an earlier run left; a torn last line (a kill mid-write) is cut off first."""
+        state = RunState(manifest=self.read_manifest())
+        for path in (self.examples, self.rejects):
+            if not path.exists():
+                continue
+            cut_torn_tail(path)
+            is_examples = path == self.examples
+            indices = state.valid if is_examples else state.rejected
+            counts = state.per_kind if is_examples else state.reasons
+            with open(path, "rb") as f:
+                for line in f:
+                    try:
+                        record = _indexed_decoder.decode(line)
+                    except (msgspec.DecodeError, msgspec.ValidationError):
+                        continue
+                    if record.index in indices:
+                        continue
+                    indices.add(record.index)
+                    name = record.kind if is_examples else (record.reason or "unknown")
+                    counts[name] = counts.get(name, 0) + 1
+                    if record.usage is not None:
+                        state.usage.add(record.usage)
+                    if is_examples:
+                        state.keys.add(example_digest(decode_key(line)))
+        return state
+
+    def example_writer(self) -> LineAppender:
+        return LineAppender(self.examples, _encode)
+
+    def reject_writer(self) -> LineAppender:
+        return LineAppender(self.rejects, _encode)
+
+    def write_manifest(self, manifest: Manifest) -> None:
+        write_atomic(self.manifest, manifest_json(manifest))
+
+
+# -- dedup keys --------------------------------------------------------------------------------------
+
+KEYS = ("example", "query")
+
+
+def key_fields(record: Union[Example, ExampleKey], key: str) -> list[Optional[str]]:
+    """example: kind + query + positive + negative; query: kind + query."""
+    fields: list[Optional[str]] = [record.kind, record.query]
+    if key == "example":
+        fields += [record.positive, record.negative]
+    return fields
+
+
+def example_digest(record: Union[Example, ExampleKey], key: str = "example") -> bytes:
+    """A 16-byte digest of the key: the JSON array of its fields, so no choice of text makes two keys equal."""
+    return xxhash.xxh3_128_digest(_encode(key_fields(record, key)))
+
+
+# -- task files --------------------------------------------------------------------------------------
+
+
+def task_file(tasks_dir: Path, subtype: str) -> "TaskFile":
+    return TaskFile(tasks_dir / f"{subtype}.jsonl", subtype)
+
+
+class TaskFile:
+    """One subtype's tasks, one Task a line; locked while a brainstorm appends to it."""
+
+    def __init__(self, path: Path, subtype: str):
+        self.path = path
+        self.subtype = subtype
+        self.lock = Lock(path.with_name(f".{path.name}.lock"), path.with_name(f".{path.name}.owner.json"), str(path))
+        self.skipped = 0  # lines of the last read that were not tasks of this subtype's file
+
+    def read(self) -> list[str]:
+        """The distinct tasks of the subtype, in file order; [] when there is no file."""
+        if self.path.is_dir():
+            raise BadInput(f"cannot read tasks file {self.path}: it is a folder")
+        if not self.path.exists():
+            return []
+        seen: dict[str, None] = {}
+        self.skipped = 0
+        try:
+            with open(self.path, "rb") as f:
+                for line in f:
+                    if not line.strip():
+                        continue
+                    try:
+                        record = _task_decoder.decode(line)
+                    except (msgspec.DecodeError, msgspec.ValidationError):
+                        self.skipped += 1
+                        continue
+                    if record.kind != self.subtype:
+                        self.skipped += 1
+                    elif record.task.strip():
+                        seen.setdefault(record.task, None)
+        except OSError as exc:
+            raise BadInput(f"cannot read tasks file {self.path}: {exc.strerror or exc}") from None
+        return list(seen)
+
+    def writer(self) -> LineAppender:
+        return LineAppender(self.path, _encode)
+
+
+def tasks_folder(path: Path) -> Path:
+    """The folder of task files; BadInput when the path names a file."""
+    if path.exists() and not path.is_dir():
+        raise BadInput(f"--tasks must be a folder of task files, and {path} is a file")
+    return path
+
+
+# -- reading stored examples -------------------------------------------------------------------------
+
+# Files a folder walk passes over: audit trails, not examples.
+_NOT_EXAMPLE_FILES = frozenset({REJECTS_NAME})
+
+
+def input_files(paths: Iterable[Path], exclude: Optional[Path] = None) -> list[Path]:
+    """The JSONL files named, and those found below the folders named, in a stable order.
+
+    `exclude` (an output file) is passed over in a folder walk; a file named outright is read even
+    when it is the output too (it is replaced atomically, after it has been read).
+    """
+    files: list[Path] = []
+    resolved_exclude = exclude.resolve() if exclude else None
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(
+                p for p in path.rglob("*.jsonl")
+                if p.is_file() and p.name not in _NOT_EXAMPLE_FILES and p.resolve() != resolved_exclude
+            ))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise BadInput(f"no such file or folder: {path}")
+    unique: dict[Path, None] = {}
+    for file in files:
+        unique.setdefault(file, None)
+    return list(unique)
+
+
+def example_files(paths: Iterable[Path], exclude: Optional[Path] = None) -> list[Path]:
+    paths = list(paths)
+    files = input_files(paths, exclude=exclude)
+    if not files:
+        raise BadInput("no JSONL file in " + ", ".join(str(p) for p in paths))
+    return files
+
+
+@dataclass
+class ReadCounts:
+    files: int = 0
+    lines: int = 0
+    examples: int = 0
+    unreadable: int = 0  # lines that are not JSON (or not UTF-8)
+    not_examples: int = 0  # JSON lines that are not stored examples
+
+    def skipped(self) -> str:
+        """", unreadable 2, not examples 1" or "" when every line was an example."""
+        parts = []
+        if self.unreadable:
+            parts.append(f"unreadable {self.unreadable}")
+        if self.not_examples:
+            parts.append(f"not examples {self.not_examples}")
+        return "".join(f", {part}" for part in parts)
+
+    def require_examples(self, what: Iterable[Path]) -> None:
+        """BadInput when no line of the input was an example: a binary, empty or foreign file."""
+        if not self.examples:
+            names = ", ".join(str(p) for p in what)
+            raise BadInput(f"no stored example in {names} ({self.lines} lines{self.skipped()})")
+
+
+def read_example_lines(
+    files: list[Path], counts: ReadCounts, desc: str = "read", show_progress: bool = False
+) -> Iterator[tuple[bytes, Example]]:
+    """(raw line ending in a newline, example) for every stored example of the files, in order;
+    everything else is counted in `counts`."""
+    from tqdm import tqdm
+
+    total = sum(f.stat().st_size for f in files)
+    counts.files = len(files)
+    with tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=None if show_progress else True) as bar:
+        for path in files:
+            with open(path, "rb") as f:
+                for line in f:
+                    bar.update(len(line))
+                    if not line.strip():
+                        continue
+                    counts.lines += 1
+                    try:
+                        example = _example_decoder.decode(line)
+                    except msgspec.ValidationError:
+                        counts.not_examples += 1
+                        continue
+                    except (msgspec.DecodeError, UnicodeDecodeError):
+                        counts.unreadable += 1
+                        continue
+                    counts.examples += 1
+                    yield (line if line.endswith(b"\n") else line + b"\n"), example
+
+
+def read_examples(
+    files: list[Path], counts: ReadCounts, desc: str = "read", show_progress: bool = False
+) -> Iterator[Example]:
+    """Every stored example of the files, in order; everything else is counted in `counts`."""
+    for _, example in read_example_lines(files, counts, desc, show_progress):
+        yield example
+
+
+SYNTHETIC = "synthetic"
+
+
+def source_of(example: Example) -> str:
+    """The source an example came from: imported data names it, synthetic data has none."""
+    return example.source or SYNTHETIC
+
+
+def run_files_beside(path: Path) -> tuple[Optional[Manifest], Optional[Path]]:
+    """The manifest (if readable) and the rejects file (if any) of the run folder holding `path`."""
+    folder = path if path.is_dir() else path.parent
+    run = RunFolder(folder)
+    try:
+        manifest = run.read_manifest()
+    except BadInput:
+        manifest = None
+    return manifest, (run.rejects if run.rejects.is_file() else None)
+
+
+class _Reason(msgspec.Struct):
+    reason: str
+
+
+_reason_decoder = msgspec.json.Decoder(_Reason)
+
+
+def reject_reasons(path: Path) -> Iterator[str]:
+    """The reason of each line of a rejects file ("unreadable line" for a line that has none)."""
+    with open(path, "rb") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                yield _reason_decoder.decode(line).reason
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                yield "unreadable line"
