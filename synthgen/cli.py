@@ -16,6 +16,7 @@ from synthgen.config import Config, load_config, parse_weights
 from synthgen.dedup import dedup as dedup_files
 from synthgen.errors import BadInput, Interrupted, RunStopped
 from synthgen.llm.base import StopRun
+from synthgen.store import EXAMPLES_NAME
 from synthgen.export import FORMATS as EXPORT_FORMATS
 from synthgen.generate import generate as run_generation
 from synthgen.importers import IMPORT_FORMATS
@@ -130,7 +131,7 @@ def generate(
     tpm: Tpm = None,
     quiet: Quiet = False,
 ) -> None:
-    """Stage 2: generate N valid examples into OUT/examples.jsonl (resumes an interrupted run)."""
+    """Stage 2: generate N valid examples into the run folder OUT (resumes an interrupted run)."""
     cfg = settings(config, base_url=base_url, model=model, api_key=api_key, backend=backend,
                    model_path=model_path, concurrency=concurrency, rpm=rpm, tpm=tpm, seed=seed, out=out, tasks=tasks, kinds=kinds, languages=languages)
     folder = Path(cfg.generate.out)
@@ -151,7 +152,7 @@ def generate(
 @app.command()
 def dedup(
     paths: Annotated[list[Path], typer.Argument(help="JSONL files or folders (searched recursively).")],
-    out: Annotated[Path, typer.Option(help="Where the survivors go.")] = Path("data/dedup/examples.jsonl"),
+    out: Annotated[Path, typer.Option(help="Where the survivors go.")] = Path("data/dedup") / EXAMPLES_NAME,
     key: Annotated[Key, typer.Option(help="example: kind+query+positive+negative; query: kind+query.")] = Key.example,
     quiet: Quiet = False,
 ) -> None:

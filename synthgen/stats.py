@@ -10,7 +10,7 @@
   and where the positive equals the negative;
 - tasks: how many distinct task definitions, and examples per task (min, median, max);
 - the runs behind the data: rejected answers by reason and tokens per valid example, from
-  manifest.json (or rejects.jsonl) beside the input files.
+  the run's manifest (or its rejects file) beside the input files.
 """
 
 import collections
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from synthgen.errors import BadInput
-from synthgen.store import reject_reasons, run_files_beside
+from synthgen.store import MANIFEST_NAME, REJECTS_NAME, reject_reasons, run_files_beside
 from synthgen.records import ReadCounts, example_files, read_examples, source_of, task_of
 
 FIELDS = ("query", "positive", "negative")
@@ -359,5 +359,5 @@ def render(report: dict[str, Any]) -> str:
                        f"(prompt {_cell(runs['prompt_tokens_per_valid'])}, completion "
                        f"{_cell(runs['completion_tokens_per_valid'])}; {runs['valid']} valid examples)")
     else:
-        out.append("rejected answers and tokens: no manifest.json or rejects.jsonl beside the input")
+        out.append(f"rejected answers and tokens: no {MANIFEST_NAME} or {REJECTS_NAME} beside the input")
     return "\n".join(out).rstrip() + "\n"
