@@ -26,7 +26,7 @@ class Usage:
     cooldown_seconds: float = 0.0  # time every request was held back because the server asked
     structured_output: dict[str, str] = field(default_factory=dict)
 
-    def take_counts(self) -> dict[str, float]:
+    def take_counts(self) -> dict[str, int]:
         """The counters so far, zeroed: what one stage spent, apart from the next one."""
         counts = {
             "http_requests": self.http_requests,

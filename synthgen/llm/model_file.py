@@ -36,7 +36,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Callable, Iterator, Mapping, Optional, Sequence
 
 from synthgen.errors import BadInput
 
@@ -85,10 +85,9 @@ class ModelFile:
         return self.path.name
 
 
-def cache_dir(environ: Optional[dict] = None) -> Path:
+def cache_dir(environ: Optional[Mapping[str, str]] = None) -> Path:
     """$XDG_CACHE_HOME/synthgen/models, or ~/.cache/synthgen/models."""
-    environ = os.environ if environ is None else environ
-    base = environ.get("XDG_CACHE_HOME") or ""
+    base = (os.environ if environ is None else environ).get("XDG_CACHE_HOME") or ""
     root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".cache"
     return root / "synthgen" / "models"
 
