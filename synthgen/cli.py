@@ -18,6 +18,7 @@ from synthgen.errors import BadInput, Interrupted, RunStopped
 from synthgen.export import FORMATS as EXPORT_FORMATS
 from synthgen.generate import EXAMPLES, REJECTS, generate as run_generation
 from synthgen.importers import IMPORT_FORMATS
+from synthgen.instructions import QUERY_TEMPLATE, check_template
 from synthgen.kinds import SUBTYPES
 
 app = typer.Typer(
@@ -298,7 +299,7 @@ def train_command(
     max_steps: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many steps.")] = None,
     scale: Annotated[float, typer.Option(help="Similarity scale of the loss: 1 / temperature (the paper: 0.02).")] = 50.0,
     max_seq_length: MaxSeqLength = None,
-    query_template: QueryTemplate = "Instruct: {task}\nQuery: {query}",
+    query_template: QueryTemplate = QUERY_TEMPLATE,
     seed: Annotated[int, typer.Option(help="Seed of the batches and the initialisation.")] = 0,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, ... (default: cuda when there is one).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Write into a folder that is not empty.")] = False,
@@ -328,7 +329,7 @@ def eval_passkey(
     api_key: EmbedApiKey = None,
     batch_size: BatchSize = 32,
     max_seq_length: MaxSeqLength = None,
-    query_template: QueryTemplate = "Instruct: {task}\nQuery: {query}",
+    query_template: QueryTemplate = QUERY_TEMPLATE,
     plot: Annotated[Optional[Path], typer.Option(help="PNG of accuracy against length (default FOLDER/accuracy-<model>.png; needs matplotlib).")] = None,
     no_plot: Annotated[bool, typer.Option("--no-plot", help="No PNG.")] = False,
     as_json: JsonOut = False,
@@ -338,8 +339,7 @@ def eval_passkey(
     import json
 
     from synthgen.embedders import open_embedder
-    from synthgen.evaluate import (check_template, default_plot_path, evaluate_passkey, passkey_folders,
-                                   passkey_table, plot_passkey)
+    from synthgen.evaluate import default_plot_path, evaluate_passkey, passkey_folders, passkey_table, plot_passkey
 
     passkey_folders(folder)  # a wrong folder fails before a model loads
     embedder = open_embedder(model, base_url, api_key, batch_size, max_seq_length)
@@ -360,7 +360,7 @@ def eval_retrieval(
     api_key: EmbedApiKey = None,
     batch_size: BatchSize = 32,
     max_seq_length: MaxSeqLength = None,
-    query_template: QueryTemplate = "Instruct: {task}\nQuery: {query}",
+    query_template: QueryTemplate = QUERY_TEMPLATE,
     as_json: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
@@ -368,7 +368,7 @@ def eval_retrieval(
     import json
 
     from synthgen.embedders import open_embedder
-    from synthgen.evaluate import check_template, evaluate_retrieval, is_beir_folder, load_beir, load_examples, retrieval_table
+    from synthgen.evaluate import evaluate_retrieval, is_beir_folder, load_beir, load_examples, retrieval_table
 
     template = check_template(query_template)
     if len(paths) == 1 and is_beir_folder(paths[0]):

@@ -1,8 +1,8 @@
 """Evaluation: the passkey benchmark (top-1 accuracy per length) and retrieval (nDCG@10, MRR@10,
 recall@1 and recall@10) on held-out synthgen examples or on a BEIR folder.
 
-Queries are embedded with their instruction through the query template (the paper's
-`Instruct: {task}\\nQuery: {query}` by default), documents as they are.
+Queries are embedded with their instruction through the query template (synthgen.instructions: the
+paper's by default), documents as they are.
 """
 
 import collections
@@ -20,27 +20,11 @@ from synthgen import beir
 from synthgen.beir import is_folder as is_beir_folder  # noqa: F401  (the CLI asks it)
 from synthgen.embedders import Embedder, similarities, stack, top_k
 from synthgen.errors import BadInput
+from synthgen.instructions import query_text
 from synthgen.records import ReadCounts, example_files, read_examples
 
 CHUNK = 256  # texts handed to the embedder at once (the progress bar moves per chunk)
 CUTOFF = 10
-
-
-def query_text(template: str, instruction: Optional[str], query: str) -> str:
-    """The query as the model sees it: the template with the instruction, or the bare query when there is none."""
-    if not instruction:
-        return query
-    return template.format(task=instruction, query=query)
-
-
-def check_template(template: str) -> str:
-    try:
-        template.format(task="t", query="q")
-    except (KeyError, IndexError, ValueError) as exc:
-        raise BadInput(f"--query-template {template!r}: only {{task}} and {{query}} may be named ({exc})") from None
-    if "{query}" not in template:
-        raise BadInput(f"--query-template {template!r} must contain {{query}}")
-    return template
 
 
 def embed_all(embedder: Embedder, texts: list[str], desc: str, show_progress: bool) -> Any:
