@@ -22,6 +22,7 @@ from synthgen.embedders import Embedder, similarities, stack, top_k
 from synthgen.errors import BadInput
 from synthgen.instructions import query_text
 from synthgen.records import ReadCounts, example_files, read_examples
+from synthgen.tables import table
 
 CHUNK = 256  # texts handed to the embedder at once (the progress bar moves per chunk)
 CUTOFF = 10
@@ -203,23 +204,17 @@ def evaluate_retrieval(data: RetrievalSet, embedder: Embedder, template: str, sh
 # -- output ------------------------------------------------------------------------------------------
 
 
-def table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
-    line = lambda cells: "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
-    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
-
-
 def passkey_table(result: dict) -> str:
     unit = result.get("unit") or "length"
-    rows = [[str(r["length"]), str(r["queries"]), f"{r['accuracy']:.3f}"] for r in result["lengths"]]
+    rows = [[r["length"], r["queries"], f"{r['accuracy']:.3f}"] for r in result["lengths"]]
     head = f"passkey retrieval, {result['model']}: top-1 accuracy among {result.get('candidates')} candidates"
-    return head + "\n" + table([f"length ({unit})", "queries", "accuracy"], rows)
+    return table(head, [f"length ({unit})", "queries", "accuracy"], rows)
 
 
 def retrieval_table(result: dict) -> str:
-    rows = [[name, str(g["queries"]), *(f"{g[m]:.3f}" for m in METRICS)] for name, g in result["groups"].items()]
+    rows = [[name, g["queries"], *(f"{g[m]:.3f}" for m in METRICS)] for name, g in result["groups"].items()]
     head = f"retrieval, {result['model']}: {result['queries']} queries, {result['documents']} documents"
-    return head + "\n" + table(["group", "queries", *METRICS], rows)
+    return table(head, ["group", "queries", *METRICS], rows)
 
 
 def default_plot_path(folder: Path, model: str) -> Path:
