@@ -237,7 +237,7 @@ def import_(
     typer.echo(summary(result))
 
 
-# -- passkey benchmark, split, train, eval (issue 7) -------------------------------------------------
+# -- passkey benchmark, split, train, eval ---------------------------------------------------------
 
 EmbedModel = Annotated[Optional[str], typer.Option(
     "--model", help="A sentence-transformers model (name or folder; default the offline all-MiniLM-L6-v2), "

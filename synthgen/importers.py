@@ -10,7 +10,7 @@ Formats:
 - flagembedding: {"query", "pos": [..], "neg": [..], "prompt"}: one example per positive.
 medi and flagembedding read what `synthgen export` writes, so import(export(x)) gives x back.
 
-An imported example has the stored example's fields (design.md §3) with model "imported", no
+An imported example has the stored example's fields (README, "Output") with model "imported", no
 placeholders, seed null (nothing was sampled), raw the source row, and `source`, the name that
 `export --mix` and `stats` count by. Rows that cannot be read end the import with one line naming
 the file and line; nothing is written then.

@@ -1,4 +1,4 @@
-"""pydantic models: each kind's LLM answer, the stored example and the task record (design.md §3)."""
+"""pydantic models: each kind's LLM answer, the stored example and the task record."""
 
 from typing import Annotated, Any, Optional
 
