@@ -20,6 +20,7 @@ from synthgen.store import EXAMPLES_NAME
 from synthgen.export import FORMATS as EXPORT_FORMATS
 from synthgen.generate import generate as run_generation
 from synthgen.importers import IMPORT_FORMATS
+from synthgen.instructions import QUERY_TEMPLATE, check_template
 from synthgen.kinds import SUBTYPES
 
 app = typer.Typer(
@@ -240,7 +241,7 @@ def import_(
     typer.echo(summary(result))
 
 
-# -- passkey benchmark, split, train, eval (issue 7) -------------------------------------------------
+# -- passkey benchmark, split, train, eval ---------------------------------------------------------
 
 EmbedModel = Annotated[Optional[str], typer.Option(
     "--model", help="A sentence-transformers model (name or folder; default the offline all-MiniLM-L6-v2), "
@@ -302,7 +303,7 @@ def train_command(
     max_steps: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many steps.")] = None,
     scale: Annotated[float, typer.Option(help="Similarity scale of the loss: 1 / temperature (the paper: 0.02).")] = 50.0,
     max_seq_length: MaxSeqLength = None,
-    query_template: QueryTemplate = "Instruct: {task}\nQuery: {query}",
+    query_template: QueryTemplate = QUERY_TEMPLATE,
     seed: Annotated[int, typer.Option(help="Seed of the batches and the initialisation.")] = 0,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, ... (default: cuda when there is one).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Write into a folder that is not empty.")] = False,
@@ -332,7 +333,7 @@ def eval_passkey(
     api_key: EmbedApiKey = None,
     batch_size: BatchSize = 32,
     max_seq_length: MaxSeqLength = None,
-    query_template: QueryTemplate = "Instruct: {task}\nQuery: {query}",
+    query_template: QueryTemplate = QUERY_TEMPLATE,
     plot: Annotated[Optional[Path], typer.Option(help="PNG of accuracy against length (default FOLDER/accuracy-<model>.png; needs matplotlib).")] = None,
     no_plot: Annotated[bool, typer.Option("--no-plot", help="No PNG.")] = False,
     as_json: JsonOut = False,
@@ -342,8 +343,7 @@ def eval_passkey(
     import json
 
     from synthgen.embedders import open_embedder
-    from synthgen.evaluate import (check_template, default_plot_path, evaluate_passkey, passkey_folders,
-                                   passkey_table, plot_passkey)
+    from synthgen.evaluate import default_plot_path, evaluate_passkey, passkey_folders, passkey_table, plot_passkey
 
     passkey_folders(folder)  # a wrong folder fails before a model loads
     embedder = open_embedder(model, base_url, api_key, batch_size, max_seq_length)
@@ -364,7 +364,7 @@ def eval_retrieval(
     api_key: EmbedApiKey = None,
     batch_size: BatchSize = 32,
     max_seq_length: MaxSeqLength = None,
-    query_template: QueryTemplate = "Instruct: {task}\nQuery: {query}",
+    query_template: QueryTemplate = QUERY_TEMPLATE,
     as_json: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
@@ -372,7 +372,7 @@ def eval_retrieval(
     import json
 
     from synthgen.embedders import open_embedder
-    from synthgen.evaluate import check_template, evaluate_retrieval, is_beir_folder, load_beir, load_examples, retrieval_table
+    from synthgen.evaluate import evaluate_retrieval, is_beir_folder, load_beir, load_examples, retrieval_table
 
     template = check_template(query_template)
     if len(paths) == 1 and is_beir_folder(paths[0]):

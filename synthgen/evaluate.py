@@ -1,8 +1,8 @@
 """Evaluation: the passkey benchmark (top-1 accuracy per length) and retrieval (nDCG@10, MRR@10,
 recall@1 and recall@10) on held-out synthgen examples or on a BEIR folder.
 
-Queries are embedded with their instruction through the query template (the paper's
-`Instruct: {task}\\nQuery: {query}` by default), documents as they are.
+Queries are embedded with their instruction through the query template (synthgen.instructions: the
+paper's by default), documents as they are.
 """
 
 import collections
@@ -12,33 +12,20 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 from tqdm import tqdm
 
+from synthgen import beir
+from synthgen.beir import is_folder as is_beir_folder  # noqa: F401  (the CLI asks it)
 from synthgen.embedders import Embedder, similarities, stack, top_k
 from synthgen.errors import BadInput
+from synthgen.instructions import query_text
 from synthgen.records import ReadCounts, example_files, read_examples
+from synthgen.tables import table
 
 CHUNK = 256  # texts handed to the embedder at once (the progress bar moves per chunk)
 CUTOFF = 10
-
-
-def query_text(template: str, instruction: Optional[str], query: str) -> str:
-    """The query as the model sees it: the template with the instruction, or the bare query when there is none."""
-    if not instruction:
-        return query
-    return template.format(task=instruction, query=query)
-
-
-def check_template(template: str) -> str:
-    try:
-        template.format(task="t", query="q")
-    except (KeyError, IndexError, ValueError) as exc:
-        raise BadInput(f"--query-template {template!r}: only {{task}} and {{query}} may be named ({exc})") from None
-    if "{query}" not in template:
-        raise BadInput(f"--query-template {template!r} must contain {{query}}")
-    return template
 
 
 def embed_all(embedder: Embedder, texts: list[str], desc: str, show_progress: bool) -> Any:
@@ -51,42 +38,6 @@ def embed_all(embedder: Embedder, texts: list[str], desc: str, show_progress: bo
     return stack(parts)
 
 
-def read_jsonl(path: Path) -> Iterator[dict]:
-    try:
-        with open(path, "rb") as f:
-            for number, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    raise BadInput(f"{path}:{number} is not JSON") from None
-                if not isinstance(record, dict):
-                    raise BadInput(f"{path}:{number} is not a JSON object")
-                yield record
-    except FileNotFoundError:
-        raise BadInput(f"no such file: {path}") from None
-
-
-def read_qrels(path: Path) -> dict[str, dict[str, int]]:
-    """BEIR qrels: query-id, corpus-id, score (tab-separated, an optional header line)."""
-    qrels: dict[str, dict[str, int]] = collections.defaultdict(dict)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise BadInput(f"no such file: {path}") from None
-    for number, line in enumerate(lines, 1):
-        parts = line.strip().split("\t")
-        if not line.strip() or (number == 1 and parts[0] == "query-id"):
-            continue
-        try:
-            query_id, doc_id, score = parts[0], parts[1], int(float(parts[2]))
-        except (IndexError, ValueError):
-            raise BadInput(f"{path}:{number}: expected query-id, corpus-id and score separated by tabs") from None
-        qrels[query_id][doc_id] = score
-    return dict(qrels)
-
-
 # -- passkey -----------------------------------------------------------------------------------------
 
 
@@ -97,7 +48,7 @@ def passkey_folders(folder: Path) -> list[tuple[int, Path]]:
         data = json.loads(summary.read_text(encoding="utf-8"))
         return sorted((int(length), folder / sub) for length, sub in data["folders"].items())
     meta = folder / "metadata.json"
-    if meta.is_file() and (folder / "corpus.jsonl").is_file():
+    if meta.is_file() and (folder / beir.CORPUS).is_file():
         return [(int(json.loads(meta.read_text(encoding="utf-8"))["length"]), folder)]
     raise BadInput(f"{folder} is not a passkey benchmark: no passkey.json (run `synthgen passkey --out {folder}`)")
 
@@ -109,15 +60,16 @@ def evaluate_passkey(folder: Path, embedder: Embedder, template: str, show_progr
     for length, sub in passkey_folders(folder):
         started = time.monotonic()
         meta = json.loads((sub / "metadata.json").read_text(encoding="utf-8"))
-        queries = list(read_jsonl(sub / "queries.jsonl"))
-        gold = {q: next(iter(docs)) for q, docs in read_qrels(sub / "qrels" / "test.tsv").items()}
+        queries = list(beir.queries(sub))
+        relevant = beir.relevance(beir.read_qrels(beir.qrels_file(sub, beir.DEFAULT_SPLIT)))
+        gold = {query_id: next(iter(docs)) for query_id, docs in relevant.items()}
         # Streamed a chunk at a time: a long length's corpus is hundreds of megabytes.
         ids, parts, texts = [], [], []
         with tqdm(total=meta.get("documents"), desc=f"passkey {length}", unit="doc",
                   disable=None if show_progress else True) as bar:
-            for doc in read_jsonl(sub / "corpus.jsonl"):
-                ids.append(doc["_id"])
-                texts.append(doc["text"])
+            for doc in beir.corpus(sub):
+                ids.append(doc.id)
+                texts.append(doc.text)
                 if len(texts) == CHUNK:
                     parts.append(embedder.embed(texts))
                     bar.update(len(texts))
@@ -127,12 +79,12 @@ def evaluate_passkey(folder: Path, embedder: Embedder, template: str, show_progr
                 bar.update(len(texts))
         vectors = stack(parts)
         index = {doc_id: i for i, doc_id in enumerate(ids)}
-        query_vectors = embedder.embed([query_text(template, q.get("instruction"), q["text"]) for q in queries])
+        query_vectors = embedder.embed([query_text(template, q.fields.get("instruction"), q.text) for q in queries])
         correct = 0
         for query, query_vector in zip(queries, query_vectors):
-            candidates = query.get("candidates") or ids
+            candidates = query.fields.get("candidates") or ids
             scores = similarities(query_vector, [vectors[index[c]] for c in candidates])
-            right = candidates.index(gold[query["_id"]])
+            right = candidates.index(gold[query.id])
             if all(scores[right] > s for i, s in enumerate(scores) if i != right):
                 correct += 1
         rows.append({"length": length, "queries": len(queries), "correct": correct,
@@ -155,28 +107,27 @@ class RetrievalSet:
     groups: list[str] = field(default_factory=list)  # kind of each query (examples) or "all" (BEIR)
     doc_ids: list[str] = field(default_factory=list)
     documents: list[str] = field(default_factory=list)
-    qrels: dict[str, dict[str, int]] = field(default_factory=dict)
+    qrels: dict[str, dict[str, float]] = field(default_factory=dict)  # query -> {relevant doc: gain}
     source: str = ""
 
 
-def is_beir_folder(path: Path) -> bool:
-    return path.is_dir() and (path / "corpus.jsonl").is_file() and (path / "queries.jsonl").is_file()
+def load_beir(folder: Path, instruction: Optional[str], split: str = beir.DEFAULT_SPLIT) -> RetrievalSet:
+    """Every query with a relevant document against the whole corpus.
 
-
-def load_beir(folder: Path, instruction: Optional[str], split: str = "test") -> RetrievalSet:
+    Documents judged at 0 stay in the pool as documents that are not relevant, as trec_eval and BEIR
+    count them (nDCG, MRR and recall give a judged-irrelevant document what they give an unjudged
+    one); a query judged only at 0 has nothing to find and is left out.
+    """
     data = RetrievalSet(source=f"BEIR folder {folder} ({split})")
-    data.qrels = {q: {d: s for d, s in docs.items() if s > 0}
-                  for q, docs in read_qrels(folder / "qrels" / f"{split}.tsv").items()}
-    for doc in read_jsonl(folder / "corpus.jsonl"):
-        title, text = doc.get("title") or "", doc.get("text") or ""
-        data.doc_ids.append(str(doc["_id"]))
-        data.documents.append(f"{title} {text}".strip() if title else text)
-    for query in read_jsonl(folder / "queries.jsonl"):
-        query_id = str(query["_id"])
-        if data.qrels.get(query_id):
-            data.query_ids.append(query_id)
-            data.queries.append(query["text"])
-            data.instructions.append(query.get("instruction") or instruction)
+    data.qrels = beir.relevance(beir.read_qrels(beir.qrels_file(folder, split)))
+    for doc in beir.corpus(folder):
+        data.doc_ids.append(doc.id)
+        data.documents.append(doc.text)
+    for query in beir.queries(folder):
+        if data.qrels.get(query.id):
+            data.query_ids.append(query.id)
+            data.queries.append(query.text)
+            data.instructions.append(query.fields.get("instruction") or instruction)
             data.groups.append("all")
     if not data.query_ids:
         raise BadInput(f"{folder}: no query has a relevant document in qrels/{split}.tsv")
@@ -212,7 +163,7 @@ def load_examples(paths: list[Path], instruction: Optional[str]) -> tuple[Retrie
     return data, counts
 
 
-def query_metrics(ranked: list[str], relevant: dict[str, int]) -> dict[str, float]:
+def query_metrics(ranked: list[str], relevant: dict[str, float]) -> dict[str, float]:
     """nDCG@10 (linear gains, as trec_eval and BEIR), MRR@10, recall@1 and recall@10 of one query."""
     dcg = sum(relevant.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked[:CUTOFF]))
     ideal = sorted(relevant.values(), reverse=True)[:CUTOFF]
@@ -253,23 +204,17 @@ def evaluate_retrieval(data: RetrievalSet, embedder: Embedder, template: str, sh
 # -- output ------------------------------------------------------------------------------------------
 
 
-def table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
-    line = lambda cells: "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
-    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
-
-
 def passkey_table(result: dict) -> str:
     unit = result.get("unit") or "length"
-    rows = [[str(r["length"]), str(r["queries"]), f"{r['accuracy']:.3f}"] for r in result["lengths"]]
+    rows = [[r["length"], r["queries"], f"{r['accuracy']:.3f}"] for r in result["lengths"]]
     head = f"passkey retrieval, {result['model']}: top-1 accuracy among {result.get('candidates')} candidates"
-    return head + "\n" + table([f"length ({unit})", "queries", "accuracy"], rows)
+    return table(head, [f"length ({unit})", "queries", "accuracy"], rows)
 
 
 def retrieval_table(result: dict) -> str:
-    rows = [[name, str(g["queries"]), *(f"{g[m]:.3f}" for m in METRICS)] for name, g in result["groups"].items()]
+    rows = [[name, g["queries"], *(f"{g[m]:.3f}" for m in METRICS)] for name, g in result["groups"].items()]
     head = f"retrieval, {result['model']}: {result['queries']} queries, {result['documents']} documents"
-    return head + "\n" + table(["group", "queries", *METRICS], rows)
+    return table(head, ["group", "queries", *METRICS], rows)
 
 
 def default_plot_path(folder: Path, model: str) -> Path:

@@ -7,7 +7,7 @@
 | flagembedding         | {"query", "pos": [..], "neg": [..], "prompt": "<task>"}                  |
 | medi                  | {"query": [task, text], "pos": ["", text], "neg": ["", text], "task_name"} |
 
-The query side carries the instruction, documents none (design.md §1, "Training view").
+The query side carries the instruction, documents none.
 
 Examples without a negative (short-short, long-long, imported pairs) are written without one where
 the format allows it, or left out and counted with `require_negative`:

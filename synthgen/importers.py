@@ -10,22 +10,18 @@ Formats:
 - flagembedding: {"query", "pos": [..], "neg": [..], "prompt"}: one example per positive.
 medi and flagembedding read what `synthgen export` writes, so import(export(x)) gives x back.
 
-An imported example has the stored example's fields (design.md §3) with model "imported", no
+An imported example has the stored example's fields (README, "Output") with model "imported", no
 placeholders, seed null (nothing was sampled), raw the source row, and `source`, the name that
 `export --mix` and `stats` count by. Rows that cannot be read end the import with one line naming
 the file and line; nothing is written then.
 """
 
-import csv
-import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-import msgspec
-from tqdm import tqdm
-
+from synthgen import beir
+from synthgen.datafiles import json_object, json_rows, table_rows, where
 from synthgen.errors import BadInput
 from synthgen.files import atomic_output
 from synthgen.kinds import KINDS
@@ -76,92 +72,7 @@ def _text(value: Any) -> Optional[str]:
     return None
 
 
-def _where(path: Path, line: int) -> str:
-    return f"{path}:{line}"
-
-
-# -- JSON lines --------------------------------------------------------------------------------
-
-
-def _bar(path: Path, progress: bool) -> tqdm:
-    """A progress bar over a file's bytes (shown on a terminal only)."""
-    return tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=path.name,
-                disable=None if progress else True)
-
-
-def json_rows(path: Path, progress: bool = False) -> Iterator[tuple[int, Any]]:
-    """(line number, value) of a JSONL file, or of a .json file holding one array of objects."""
-    try:
-        f = open(path, "rb")
-    except IsADirectoryError:
-        raise BadInput(f"{path} is a folder, not a file") from None
-    with f, _bar(path, progress) as bar:
-        head = f.read(4096).lstrip()
-        f.seek(0)
-        if head.startswith(b"\xef\xbb\xbf"):
-            head = head[3:].lstrip()
-        if path.suffix.lower() == ".json" and head.startswith(b"["):  # one array (MEDI ships so): read whole
-            try:
-                rows = json.loads(f.read().decode("utf-8-sig"))
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise BadInput(f"{path} is not JSON: {exc}") from None
-            for number, row in enumerate(rows, 1):
-                yield number, row
-            return
-        for number, line in enumerate(f, 1):
-            bar.update(len(line))
-            if not line.strip():
-                continue
-            try:
-                yield number, msgspec.json.decode(line.removeprefix(b"\xef\xbb\xbf") if number == 1 else line)
-            except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-                raise BadInput(f"{_where(path, number)}: not a JSON line ({exc})") from None
-
-
-def _object(path: Path, number: int, row: Any) -> dict:
-    if not isinstance(row, dict):
-        raise BadInput(f"{_where(path, number)}: expected a JSON object, got {type(row).__name__}")
-    return row
-
-
 # -- pairs -------------------------------------------------------------------------------------
-
-
-def table_rows(path: Path, delimiter: str, header: bool, progress: bool = False) -> Iterator[tuple[int, dict[str, str]]]:
-    csv.field_size_limit(sys.maxsize)
-    try:
-        f = open(path, encoding="utf-8-sig", newline="")
-    except IsADirectoryError:
-        raise BadInput(f"{path} is a folder, not a file") from None
-
-    def counted(lines: Iterator[str]) -> Iterator[str]:
-        for line in lines:
-            bar.update(len(line.encode("utf-8", "surrogatepass")))
-            yield line
-
-    with f, _bar(path, progress) as bar:
-        # TSV files (MS MARCO and the like) hold quotes in their text: no quoting there.
-        quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-        reader = csv.reader(counted(f), delimiter=delimiter, quoting=quoting)
-        names: Optional[list[str]] = None
-        try:
-            for values in reader:
-                number = reader.line_num
-                if not values or all(not v.strip() for v in values):
-                    continue
-                if names is None:
-                    if header:
-                        names = [v.strip() for v in values]
-                        continue
-                    names = [str(i) for i in range(len(values))]
-                if len(values) != len(names):
-                    raise BadInput(f"{_where(path, number)}: {len(values)} columns where the "
-                                   f"{'header has' if header else 'first row has'} {len(names)}")
-                yield number, dict(zip(names, values))
-        except UnicodeDecodeError:
-            raise BadInput(f"{path} is not UTF-8 text") from None
-        except csv.Error as exc:
-            raise BadInput(f"{_where(path, reader.line_num)}: {exc}") from None
 
 
 def read_pairs(path: Path, fields: Fields, header: bool = True, progress: bool = False) -> Iterator[Pair]:
@@ -178,99 +89,50 @@ def read_pairs(path: Path, fields: Fields, header: bool = True, progress: bool =
     positive_field = fields.positive or ("1" if positional else "positive")
     negative_field = fields.negative or ("2" if positional else "negative")
     for number, row in rows:
-        row = _object(path, number, row)
+        row = json_object(path, number, row)
         texts = {}
         for role, name in (("query", query_field), ("positive", positive_field)):
             if name not in row:
                 have = ", ".join(map(str, list(row)[:8]))
-                raise BadInput(f"{_where(path, number)}: no {role} field {name!r} (the row has: {have}); "
+                raise BadInput(f"{where(path, number)}: no {role} field {name!r} (the row has: {have}); "
                                f"name it with --{role}-field")
             texts[role] = _text(row[name])
             if texts[role] is None:
-                raise BadInput(f"{_where(path, number)}: the {role} field {name!r} is empty or not text")
+                raise BadInput(f"{where(path, number)}: the {role} field {name!r} is empty or not text")
         negative = row.get(negative_field)
         if negative is not None and not isinstance(negative, str):
-            raise BadInput(f"{_where(path, number)}: the negative field {negative_field!r} is not text")
+            raise BadInput(f"{where(path, number)}: the negative field {negative_field!r} is not text")
         yield Pair(texts["query"], texts["positive"], _text(negative), row, line=number)
 
 
 # -- BEIR --------------------------------------------------------------------------------------
 
 
-def qrels_file(folder: Path, split: Optional[str]) -> Path:
-    qrels = folder / "qrels"
-    if not qrels.is_dir():
-        raise BadInput(f"{folder} is not a BEIR folder: it has no qrels/ folder")
-    if split is not None:
-        path = qrels / f"{split}.tsv"
-        if not path.is_file():
-            raise BadInput(f"no {path}: splits there are {', '.join(sorted(p.stem for p in qrels.glob('*.tsv'))) or 'none'}")
-        return path
-    if (qrels / "test.tsv").is_file():
-        return qrels / "test.tsv"
-    found = sorted(qrels.glob("*.tsv"))
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        raise BadInput(f"{qrels} holds no .tsv file")
-    raise BadInput(f"{qrels} holds {', '.join(p.stem for p in found)} and no test.tsv: choose one with --split")
-
-
-def read_qrels(path: Path) -> list[tuple[str, str, float]]:
-    rows = []
-    for number, row in table_rows(path, "\t", header=True):
-        try:
-            rows.append((row["query-id"].strip(), row["corpus-id"].strip(), float(row["score"])))
-        except KeyError:
-            raise BadInput(f"{path}: the header must name query-id, corpus-id and score") from None
-        except ValueError:
-            raise BadInput(f"{_where(path, number)}: score {row['score']!r} is not a number") from None
-    return rows
-
-
-def _beir_texts(path: Path, wanted: set[str], title: bool, progress: bool = False) -> dict[str, str]:
-    """The text of every wanted _id in a BEIR corpus or queries file; the rest is not kept."""
-    if not path.is_file():
-        raise BadInput(f"{path.parent} is not a BEIR folder: it has no {path.name}")
-    texts: dict[str, str] = {}
-    for number, row in json_rows(path, progress):
-        row = _object(path, number, row)
-        if "_id" not in row or not isinstance(row.get("text"), str):
-            raise BadInput(f"{_where(path, number)}: a BEIR row needs _id and text")
-        key = str(row["_id"])
-        if key in wanted:
-            text = row["text"].strip()
-            heading = row.get("title") if title else None
-            if isinstance(heading, str) and heading.strip():
-                text = f"{heading.strip()} {text}".strip()  # BEIR's own joining of title and text
-            texts[key] = text
-    return texts
-
-
 def read_beir(folder: Path, split: Optional[str], skipped: dict[str, int], progress: bool = False) -> Iterator[Pair]:
+    """A pair for every relevant judgment. Only the queries and documents qrels names are kept."""
     if not folder.is_dir():
         raise BadInput(f"a BEIR source is a folder (corpus.jsonl, queries.jsonl, qrels/): {folder} is not one")
-    qrels_path = qrels_file(folder, split)
-    qrels = read_qrels(qrels_path)
-    queries = _beir_texts(folder / "queries.jsonl", {q for q, _, _ in qrels}, title=False, progress=progress)
-    corpus = _beir_texts(folder / "corpus.jsonl", {d for _, d, _ in qrels}, title=True, progress=progress)
+    qrels_path = beir.qrels_file(folder, split)
+    qrels = beir.read_qrels(qrels_path)
+    queries = beir.texts(beir.queries(folder, progress), {j.query_id for j in qrels})
+    corpus = beir.texts(beir.corpus(folder, progress), {j.doc_id for j in qrels})
     negatives: dict[str, str] = {}
-    for query_id, doc_id, score in qrels:
-        if score <= 0 and doc_id in corpus:
-            negatives.setdefault(query_id, doc_id)
-    for query_id, doc_id, score in qrels:
-        if score <= 0:
+    for j in qrels:
+        if not j.relevant and corpus.get(j.doc_id):
+            negatives.setdefault(j.query_id, j.doc_id)
+    for j in qrels:
+        if not j.relevant:
             continue
-        if query_id not in queries or not queries[query_id]:
+        if not queries.get(j.query_id):
             skipped["query missing from queries.jsonl"] = skipped.get("query missing from queries.jsonl", 0) + 1
             continue
-        if doc_id not in corpus or not corpus[doc_id]:
+        if not corpus.get(j.doc_id):
             skipped["document missing from corpus.jsonl"] = skipped.get("document missing from corpus.jsonl", 0) + 1
             continue
-        negative_id = negatives.get(query_id)
-        raw = {"query-id": query_id, "corpus-id": doc_id, "score": score, "negative-id": negative_id,
+        negative_id = negatives.get(j.query_id)
+        raw = {"query-id": j.query_id, "corpus-id": j.doc_id, "score": j.score, "negative-id": negative_id,
                "split": qrels_path.stem}
-        yield Pair(queries[query_id], corpus[doc_id], corpus[negative_id] if negative_id else None, raw)
+        yield Pair(queries[j.query_id], corpus[j.doc_id], corpus[negative_id] if negative_id else None, raw)
 
 
 # -- medi and flagembedding ----------------------------------------------------------------------
@@ -281,17 +143,17 @@ def _instructed_text(path: Path, number: int, row: dict, key: str, required: boo
     if value is None and not required:
         return None
     if (not isinstance(value, list) or len(value) != 2 or not all(isinstance(v, str) for v in value)):
-        raise BadInput(f"{_where(path, number)}: {key!r} must be an [instruction, text] pair")
+        raise BadInput(f"{where(path, number)}: {key!r} must be an [instruction, text] pair")
     if not value[1].strip():
         if required:
-            raise BadInput(f"{_where(path, number)}: the text of {key!r} is empty")
+            raise BadInput(f"{where(path, number)}: the text of {key!r} is empty")
         return None
     return value[0], value[1]
 
 
 def read_medi(path: Path, progress: bool = False) -> Iterator[Pair]:
     for number, row in json_rows(path, progress):
-        row = _object(path, number, row)
+        row = json_object(path, number, row)
         query = _instructed_text(path, number, row, "query", True)
         positive = _instructed_text(path, number, row, "pos", True)
         negative = _instructed_text(path, number, row, "neg", False)
@@ -309,20 +171,20 @@ def _texts(path: Path, number: int, row: dict, key: str, required: bool) -> list
     if value is None and not required:
         value = []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise BadInput(f"{_where(path, number)}: {key!r} must be a list of texts")
+        raise BadInput(f"{where(path, number)}: {key!r} must be a list of texts")
     texts = [v for v in value if v.strip()]
     if required and not texts:
-        raise BadInput(f"{_where(path, number)}: {key!r} holds no text")
+        raise BadInput(f"{where(path, number)}: {key!r} holds no text")
     return texts
 
 
 def read_flagembedding(path: Path, progress: bool = False) -> Iterator[Pair]:
     """One example per positive; the i-th positive takes the i-th negative (cycling through them)."""
     for number, row in json_rows(path, progress):
-        row = _object(path, number, row)
+        row = json_object(path, number, row)
         query = _text(row.get("query"))
         if query is None:
-            raise BadInput(f"{_where(path, number)}: 'query' must be a non-empty text")
+            raise BadInput(f"{where(path, number)}: 'query' must be a non-empty text")
         positives = _texts(path, number, row, "pos", True)
         negatives = _texts(path, number, row, "neg", False)
         prompt = row.get("prompt")
@@ -397,7 +259,7 @@ def import_source(
             result.rows += 1
             the_task = task.strip() if task is not None else pair.task
             if the_task is None:
-                raise BadInput(f"{_where(source, pair.line)}: the row holds no instruction: give --task")
+                raise BadInput(f"{where(source, pair.line)}: the row holds no instruction: give --task")
             example = Example(
                 id=f"{name}-{result.written}",
                 index=result.written,

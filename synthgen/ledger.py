@@ -14,7 +14,7 @@ from typing import Callable, Optional
 import msgspec
 
 from synthgen.llm import Usage as ClientUsage
-from synthgen.store import Example, Manifest, Reject, RunFolder, RunState, Usage
+from synthgen.store import Example, Manifest, Reject, RunFolder, RunState
 
 MANIFEST_EVERY = 2.0  # seconds between manifest updates during a run
 

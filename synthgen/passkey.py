@@ -21,7 +21,7 @@ from typing import Callable, Optional, Sequence
 
 from tqdm import tqdm
 
-from synthgen import __version__
+from synthgen import __version__, beir
 from synthgen.errors import BadInput
 
 DEFAULT_LENGTHS = (256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
@@ -212,20 +212,11 @@ def generate_length(length: int, queries: int, candidates: int, seed: int, count
 
 def write_length(folder: Path, data: LengthSet, meta: dict) -> dict:
     """corpus.jsonl, queries.jsonl, qrels/test.tsv and metadata.json; returns the metadata."""
-    (folder / "qrels").mkdir(parents=True, exist_ok=True)
-    with open(folder / "corpus.jsonl", "w", encoding="utf-8") as f:
-        for doc in data.documents:
-            record = {"_id": doc.id, "title": "", "text": doc.text,
-                      "metadata": {"name": doc.name, "passkey": doc.passkey, "length": doc.length,
-                                   "position": doc.position}}
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
-    with open(folder / "queries.jsonl", "w", encoding="utf-8") as f:
-        for query in data.queries:
-            f.write(json.dumps(query, ensure_ascii=False) + "\n")
-    with open(folder / "qrels" / "test.tsv", "w", encoding="utf-8") as f:
-        f.write("query-id\tcorpus-id\tscore\n")
-        for query_id, doc_id in data.gold.items():
-            f.write(f"{query_id}\t{doc_id}\t1\n")
+    documents = ({"_id": doc.id, "title": "", "text": doc.text,
+                  "metadata": {"name": doc.name, "passkey": doc.passkey, "length": doc.length,
+                               "position": doc.position}} for doc in data.documents)
+    judgments = (beir.Judgment(query_id, doc_id, 1) for query_id, doc_id in data.gold.items())
+    beir.write_folder(folder, documents, data.queries, judgments)
     lengths = [d.length for d in data.documents]
     meta = {**meta, "length": data.length, "documents": len(data.documents),
             "document_length": {"min": min(lengths), "max": max(lengths),

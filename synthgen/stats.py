@@ -23,6 +23,7 @@ from typing import Any, Iterable, Optional
 from synthgen.errors import BadInput
 from synthgen.store import MANIFEST_NAME, REJECTS_NAME, reject_reasons, run_files_beside
 from synthgen.records import ReadCounts, example_files, read_examples, source_of, task_of
+from synthgen.tables import cell, table
 
 FIELDS = ("query", "positive", "negative")
 # Placeholders counted elsewhere: every task is its own value, and language has its own table.
@@ -292,72 +293,55 @@ def stats(paths: list[Path], show_progress: bool = False) -> dict[str, Any]:
 # -- the terminal ------------------------------------------------------------------------------
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:g}" if value != int(value) or abs(value) >= 1e15 else str(int(value))
-    return str(value)
-
-
 def _percent(value: Optional[float]) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
-def table(title: str, header: list[str], rows: list[list[Any]]) -> list[str]:
-    """A plain text table: first column left, the others right-aligned."""
-    cells = [header] + [[_cell(v) for v in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = [title]
-    for row in cells:
-        parts = [row[0].ljust(widths[0])] + [v.rjust(w) for v, w in zip(row[1:], widths[1:])]
-        lines.append("  " + "  ".join(parts).rstrip())
-    return lines + [""]
-
-
-def _counts_table(title: str, counts: dict[str, int], total: int) -> list[str]:
+def _counts_table(title: str, counts: dict[str, int], total: int) -> str:
     return table(title, ["", "examples", "share"], [[k, v, _percent(share(v, total))] for k, v in counts.items()])
 
 
 def render(report: dict[str, Any]) -> str:
+    """The report as tables for people, one blank line between them."""
     n = report["examples"]
     skipped = "".join(f", {label} {report[key]}" for key, label in (("unreadable", "unreadable"),
                                                                      ("not_examples", "not examples")) if report[key])
-    out = [f"{n} examples in {report['files']} files{skipped}", ""]
-    out += _counts_table("by kind", report["kinds"], n)
-    out += _counts_table("by language", report["languages"], n)
-    out += _counts_table("by source", report["sources"], n)
+    out = [f"{n} examples in {report['files']} files{skipped}"]
+    out.append(_counts_table("by kind", report["kinds"], n))
+    out.append(_counts_table("by language", report["languages"], n))
+    out.append(_counts_table("by source", report["sources"], n))
     for kind, names in report["placeholders"].items():
         rows = [[f"{name} = {value}", count] for name, values in names.items() for value, count in values.items()]
-        out += table(f"placeholders of {kind}", ["", "examples"], rows)
+        out.append(table(f"placeholders of {kind}", ["", "examples"], rows))
     rows = [[f"{kind} {name}", s["n"], s["min"], s["median"], s["p95"], s["max"]]
             for kind, fields in report["lengths"].items() for name, s in fields.items()]
-    out += table("length in words", ["", "n", "min", "median", "p95", "max"], rows)
+    out.append(table("length in words", ["", "n", "min", "median", "p95", "max"], rows))
     rows = []
     for name, check in report["adherence"].items():
         rows.append([name, check["examples"], check["met"], _percent(check["share"])])
         rows += [[f"  {value}", t["examples"], t["met"], _percent(t["share"])] for value, t in check["by_value"].items()]
     if rows:
-        out += table("adherence to the requested length", ["", "examples", "met", "share"], rows)
+        out.append(table("adherence to the requested length", ["", "examples", "met", "share"], rows))
     rows = [[kind, r["examples"], r["query_equals_positive"], r["query_contains_positive"],
              _percent(r["share_query_contains_positive"]), r["positive_equals_negative"]]
             for kind, r in report["leaks"].items()]
-    out += table("query and positive", ["", "examples", "query = positive", "query contains positive", "share",
-                                        "positive = negative"], rows)
+    out.append(table("query and positive", ["", "examples", "query = positive", "query contains positive", "share",
+                                            "positive = negative"], rows))
     tasks = report["tasks"]
     rows = [["all", tasks["unique"], *(tasks["per_task"][k] for k in ("min", "median", "max"))]]
     rows += [[kind, t["unique"], *(t["per_task"][k] for k in ("min", "median", "max"))]
              for kind, t in tasks["by_kind"].items()]
-    out += table("tasks", ["", "unique", "examples per task: min", "median", "max"], rows)
+    out.append(table("tasks", ["", "unique", "examples per task: min", "median", "max"], rows))
     runs = report["runs"]
     if runs["manifests"] or runs["rejects_files"]:
         where = f"{runs['manifests']} manifests" + (f", {runs['rejects_files']} rejects files" if runs["rejects_files"] else "")
         reasons = ", ".join(f"{reason} {count}" for reason, count in runs["rejected"].items()) or "none"
-        out.append(f"rejected answers ({where}): {runs['rejected_total']} ({reasons})")
+        lines = [f"rejected answers ({where}): {runs['rejected_total']} ({reasons})"]
         if runs["tokens_per_valid"] is not None:
-            out.append(f"tokens per valid example: {_cell(runs['tokens_per_valid'])} "
-                       f"(prompt {_cell(runs['prompt_tokens_per_valid'])}, completion "
-                       f"{_cell(runs['completion_tokens_per_valid'])}; {runs['valid']} valid examples)")
+            lines.append(f"tokens per valid example: {cell(runs['tokens_per_valid'])} "
+                         f"(prompt {cell(runs['prompt_tokens_per_valid'])}, completion "
+                         f"{cell(runs['completion_tokens_per_valid'])}; {runs['valid']} valid examples)")
+        out.append("\n".join(lines))
     else:
         out.append(f"rejected answers and tokens: no {MANIFEST_NAME} or {REJECTS_NAME} beside the input")
-    return "\n".join(out).rstrip() + "\n"
+    return "\n\n".join(out) + "\n"

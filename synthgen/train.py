@@ -2,10 +2,11 @@
 in-batch negatives plus the hard negative where there is one (MultipleNegativesRankingLoss), scale
 50 (temperature 0.02), the instruction on the query side only.
 
-Reads stored examples (the query gets `Instruct: {task}\\nQuery: {query}`), and the e5 and
-sentence-transformers exports (their query/anchor already carries it). Rows with a negative and rows
-without are batched apart (one batch holds the same columns throughout), and no text appears twice
-in a batch: a repeated label or document would otherwise be its own false negative.
+Reads stored examples (the query goes through the query template, by default the paper's: see
+synthgen.instructions), and the e5 and sentence-transformers exports (their query/anchor already
+carries it). Rows with a negative and rows without are batched apart (one batch holds the same
+columns throughout), and no text appears twice in a batch: a repeated label or document would
+otherwise be its own false negative.
 
 A plain PyTorch loop (AdamW, linear warm-up then decay, gradient clipping) rather than the Hugging
 Face Trainer, which would need accelerate on top of the train extra.
@@ -24,7 +25,7 @@ from tqdm import tqdm
 
 from synthgen import __version__
 from synthgen.errors import BadInput
-from synthgen.export import INSTRUCTION_TEMPLATE
+from synthgen.instructions import QUERY_TEMPLATE, check_template, query_text
 from synthgen.models import DEFAULT_EMBEDDING_MODEL, INSTALL_HINT, default_embedding_model_path
 from synthgen.records import example_files, is_example
 
@@ -42,7 +43,7 @@ class TrainOptions:
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     max_seq_length: Optional[int] = None
-    query_template: str = INSTRUCTION_TEMPLATE
+    query_template: str = QUERY_TEMPLATE
     seed: int = 0
     device: Optional[str] = None
 
@@ -57,13 +58,7 @@ class TrainOptions:
             raise BadInput("--epochs and --max-steps must be at least 1")
         if not self.scale > 0:
             raise BadInput("--scale must be above 0")
-        try:
-            self.query_template.format(task="t", query="q")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise BadInput(f"--query-template {self.query_template!r}: only {{task}} and {{query}} may be named "
-                           f"({exc})") from None
-        if "{query}" not in self.query_template:
-            raise BadInput(f"--query-template {self.query_template!r} must contain {{query}}")
+        check_template(self.query_template)
 
 
 @dataclass(frozen=True)
@@ -99,7 +94,7 @@ def to_row(record: Any, template: str, loaded: Loaded) -> Optional[Row]:
         task = _text(record.get("task"))
         if task is None:
             loaded.no_task += 1
-        anchor = template.format(task=task, query=record["query"]) if task else record["query"]
+        anchor = query_text(template, task, record["query"])
         positive = _text(record["positive"])
         if positive is None or not record["query"].strip():
             return None

@@ -1,6 +1,5 @@
 """synthgen export: every trainer's layout, negatives, --mix, Parquet, streaming, bad input."""
 
-import collections
 import json
 import tracemalloc
 

@@ -1,7 +1,6 @@
 """The store: one definition of each record, strict JSON, the user's umask, and one writer per folder."""
 
 import json
-import os
 import subprocess
 import sys
 import textwrap

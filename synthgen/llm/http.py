@@ -1,8 +1,8 @@
 """The hot path's transport: one aiohttp POST per chat completion, errors as the openai package's.
 
-The openai package's own create() spends about 3 ms of CPU per request on request transformation,
-response models and httpx's connection pool: more than the whole rest of the pipeline, and enough
-to leave a fast endpoint idle on 2 cores. This sends the same JSON over aiohttp and raises the same
+The openai package's own create() spends more CPU per request on request transformation, response
+models and httpx's connection pool than the whole rest of the pipeline, enough to leave a fast
+endpoint idle on a small machine. This sends the same JSON over aiohttp and raises the same
 exception classes (built by the openai client itself), so retries and error handling are unchanged.
 """
 

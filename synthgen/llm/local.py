@@ -1,6 +1,6 @@
 """The embedded model: llama.cpp in this process, on the CPU, behind the LLMClient interface.
 
-What makes it fast on a small CPU (measured on 2 cores; the pipeline's figure is in bench/RESULTS.md):
+What makes it fast on a small CPU (what it achieves is measured in bench/RESULTS.md):
 
 - Structured output without the cost. The kind's JSON schema becomes a GBNF grammar (llama_cpp's
   converter; strings may not hold raw control characters, may not be empty, and a list answer is
@@ -8,23 +8,21 @@ What makes it fast on a small CPU (measured on 2 cores; the pipeline's figure is
   sampled without it and kept when the grammar accepts it; only when it refuses is the grammar
   applied to the whole vocabulary and the token drawn again (what llama.cpp's own sampler does).
   llama_cpp's create_chat_completion applies it to all 151,936 tokens of Qwen's vocabulary at every
-  step: 6.6 tokens/s against about 25 this way.
+  step, which is much slower.
 - One engine per process: the model is loaded once, lazily on the first request, and kept for any
   later client of the same process (brainstorm then generate, or tests calling the CLI twice). One
   worker thread owns llama.cpp; the event loop only queues requests and awaits them.
 - Continuous batching: up to `parallel` sequences are decoded together, one llama_decode per step,
   and new prompts are prefilled in the same batches. The CPU is compute-bound, so the gain is
-  modest: on 2 threads a step of 4 tokens costs about 2.9 times a step of one (with 1 thread, 4 times).
+  modest: a step of several tokens costs much of what as many one-token steps cost.
 - Prompt prefixes are reused: every slot keeps its KV cache when its request ends; a new request
   goes to the free slot whose cache shares the longest prefix with its prompt, and (share_prefix,
   a unified KV cache) a longer prefix held by any other slot is shared into it. The chat template's
-  system turn and a template's fixed opening are evaluated once: about 15% of prompt tokens. Flash
-  attention keeps attention over the unified cache as cheap as over separate ones (without it a
-  one-token step is 15-20% slower).
+  system turn and a template's fixed opening are evaluated once. Flash attention keeps attention
+  over the unified cache as cheap as over separate ones.
 - Fewer answers lost to loops: DRY (llama.cpp's "don't repeat yourself" sampler) makes a token that
-  would extend a repeat of more than 5 tokens less likely. On one plan of 40 examples it took the
-  rejects from 1 (a loop) to 0, at a cost: the median short-long document fell from 57 to 38 words
-  (a repeat penalty of 1.1: to 30; DRY allowing repeats of 2 tokens: to 32).
+  would extend a repeat of more than 5 tokens less likely, at a cost: documents come out shorter
+  (less so than with a repeat penalty, or with DRY allowing shorter repeats).
 - An answer caught in a loop all the same (its last 20 tokens there for the 4th time) is cut off at once
   (finish_reason "length", rejected as truncated, as it would have been at max_tokens), and
   [local.max_tokens] caps each kind tighter than [llm.max_tokens]. A list answer (the brainstorm)

@@ -13,7 +13,7 @@ synthgen trusts the bytes, never the packages:
 - Reuse of the cached file: after a full check synthgen writes a sidecar `<file>.verified` holding
   the digest and the file's size, mtime, ctime, inode and device. A later run trusts the file without
   hashing it again only when its size is the pinned size and all of these still match the sidecar;
-  otherwise it hashes the whole file again (about a second per GB). ctime cannot be set back by a
+  otherwise it hashes the whole file again. ctime cannot be set back by a
   user (touch sets mtime only), so an edit in place, a truncation or a replacement of the file always
   forces the full check. A cached file that fails the check is deleted and assembled again from the
   installed chunks, which are checked in turn; if the chunks do not give the pinned file either,

@@ -17,11 +17,10 @@ class ThreadTuner:
     """Every core, or one while other processes keep the cores busy, measured as the engine runs.
 
     llama.cpp's threads wait for each other at every step of the graph: when another process holds
-    a core, the thread that lost it stalls the others (on 2 cores with one busy process, a token
-    took 2.3 times as long on 2 threads as on 1). So every PROBE_EVERY steps that only decode
+    a core, the thread that lost it stalls the others. So every PROBE_EVERY steps that only decode
     answers, the next PROBE_STEPS run on the other thread count, and it is kept if its time per
-    token is below MARGIN times that of the steps just before. On an idle machine that costs a few
-    per cent; on a busy one it avoids the stall.
+    token is below MARGIN times that of the steps just before. On an idle machine that costs little;
+    on a busy one it avoids the stall.
     """
 
     PROBE_EVERY = 160
