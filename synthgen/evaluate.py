@@ -21,7 +21,7 @@ from synthgen.beir import is_folder as is_beir_folder  # noqa: F401  (the CLI as
 from synthgen.embedders import Embedder, similarities, stack, top_k
 from synthgen.errors import BadInput
 from synthgen.instructions import query_text
-from synthgen.records import ReadCounts, example_files, read_examples
+from synthgen.store import ReadCounts, example_files, read_examples
 from synthgen.tables import table
 
 CHUNK = 256  # texts handed to the embedder at once (the progress bar moves per chunk)
@@ -148,16 +148,16 @@ def load_examples(paths: list[Path], instruction: Optional[str]) -> tuple[Retrie
         return pool[text]
 
     for number, example in enumerate(read_examples(example_files(paths), counts)):
-        query_id = str(example.get("id") or f"q{number}")
+        query_id = example.id or f"q{number}"
         if query_id in data.qrels:
             query_id = f"{query_id}#{number}"
         data.query_ids.append(query_id)
-        data.queries.append(example["query"])
-        data.instructions.append(example.get("task") or instruction)
-        data.groups.append(example["kind"])
-        data.qrels[query_id] = {doc_id(example["positive"]): 1}
-        if example.get("negative") is not None:
-            doc_id(example["negative"])
+        data.queries.append(example.query)
+        data.instructions.append(example.task or instruction)
+        data.groups.append(example.kind)
+        data.qrels[query_id] = {doc_id(example.positive): 1}
+        if example.negative is not None:
+            doc_id(example.negative)
     if not data.query_ids:
         raise BadInput("no synthgen example in " + ", ".join(map(str, paths)))
     return data, counts

@@ -33,8 +33,7 @@ import msgspec
 from synthgen.config import parse_weights
 from synthgen.errors import BadInput
 from synthgen.files import AtomicFile
-from synthgen.records import ReadCounts, example_files, read_examples, source_of
-from synthgen.store import hold_output
+from synthgen.store import Example, ReadCounts, example_files, hold_output, read_examples, source_of
 
 INSTRUCTION_TEMPLATE = "Instruct: {task}\nQuery: {query}"
 FORMATS = ("e5", "sentence-transformers", "flagembedding", "medi")
@@ -59,48 +58,34 @@ class Options:
     require_negative: bool = False
 
 
-Row = dict[str, Any]
+# A row is the values of a format's columns, in order; the sink names them.
+Row = tuple[Any, ...]
 
 
-def e5_row(example: dict, options: Options) -> Row:
-    return {
-        "query": instructed(example["task"], example["query"]),
-        "positive": example["positive"],
-        "negative": example["negative"],
-    }
+def e5_row(example: Example, options: Options) -> Row:
+    return instructed(example.task, example.query), example.positive, example.negative
 
 
-def sentence_transformers_row(example: dict, options: Options) -> Row:
-    anchor = instructed(example["task"], example["query"]) if options.instruction else example["query"]
-    row = {"anchor": anchor, "positive": example["positive"]}
-    if example["negative"] is not None:
-        row["negative"] = example["negative"]
-    return row
+def sentence_transformers_row(example: Example, options: Options) -> Row:
+    anchor = instructed(example.task, example.query) if options.instruction else example.query
+    if example.negative is None:
+        return anchor, example.positive  # the pairs file's two columns
+    return anchor, example.positive, example.negative
 
 
-def flagembedding_row(example: dict, options: Options) -> Row:
-    negative = example["negative"]
-    return {
-        "query": example["query"],
-        "pos": [example["positive"]],
-        "neg": [negative] if negative is not None else [],
-        "prompt": example["task"],
-    }
+def flagembedding_row(example: Example, options: Options) -> Row:
+    negatives = [example.negative] if example.negative is not None else []
+    return example.query, [example.positive], negatives, example.task
 
 
-def medi_row(example: dict, options: Options) -> Row:
-    return {
-        "query": [example["task"], example["query"]],
-        "pos": ["", example["positive"]],
-        "neg": ["", example["negative"]],
-        "task_name": example["kind"],
-    }
+def medi_row(example: Example, options: Options) -> Row:
+    return [example.task, example.query], ["", example.positive], ["", example.negative], example.kind
 
 
 @dataclass(frozen=True)
 class Format:
     name: str
-    row: Callable[[dict, Options], Row]
+    row: Callable[[Example, Options], Row]
     # What happens to an example without a negative: "null" (written without one), "pairs" (a
     # second file of (anchor, positive) rows) or "drop" (left out: the format cannot hold it).
     missing_negative: str
@@ -139,6 +124,15 @@ EXPORTS: dict[str, Format] = {
 }
 
 
+class ExportedRow(msgspec.Struct):
+    """A line of an e5 or sentence-transformers export, read back (train takes them as they are)."""
+
+    positive: str
+    query: str = ""  # e5
+    anchor: str = ""  # sentence-transformers
+    negative: Optional[str] = None
+
+
 def export_format(name: str) -> Format:
     try:
         return EXPORTS[name]
@@ -158,13 +152,13 @@ class JsonlSink:
     """Rows to a temporary file beside `path`, moved into place by commit()."""
 
     def __init__(self, path: Path, columns: tuple[tuple[str, str], ...]):
-        del columns  # JSON lines keep the key order of each row
+        self.names = tuple(name for name, _ in columns)
         self.path = path
         self.rows = 0
         self.target = AtomicFile(path)
 
     def write(self, row: Row) -> None:
-        self.target.file.write(_encode(row) + b"\n")
+        self.target.file.write(_encode(dict(zip(self.names, row))) + b"\n")
         self.rows += 1
 
     def commit(self) -> None:
@@ -188,14 +182,15 @@ class ParquetSink:
         self.pa = pa
         types = {"string": pa.string(), "list": pa.list_(pa.string())}
         self.schema = pa.schema([(name, types[kind]) for name, kind in columns])
+        self.names = tuple(name for name, _ in columns)
         self.path = path
         self.rows = 0
-        self.batch: list[Row] = []
+        self.batch: list[dict[str, Any]] = []
         self.target = AtomicFile(path)
         self.writer = pq.ParquetWriter(self.target.file, self.schema)
 
     def write(self, row: Row) -> None:
-        self.batch.append(row)
+        self.batch.append(dict(zip(self.names, row)))
         self.rows += 1
         if len(self.batch) >= self.BATCH:
             self._flush()
@@ -277,14 +272,15 @@ class ExportResult:
     per_source: collections.Counter = field(default_factory=collections.Counter)  # written, by source
 
 
-def _eligible(examples: Iterator[dict], fmt: Format, options: Options, left_out: collections.Counter) -> Iterator[dict]:
+def _eligible(examples: Iterator[Example], fmt: Format, options: Options,
+              left_out: collections.Counter) -> Iterator[Example]:
     """The examples this format and these options can write; the others counted by reason."""
     drop_missing = options.require_negative or fmt.missing_negative == "drop"
     needs_task = fmt.needs_task(options)
     for example in examples:
-        if example["negative"] is None and drop_missing:
+        if example.negative is None and drop_missing:
             left_out[NO_NEGATIVE] += 1
-        elif needs_task and not isinstance(example.get("task"), str):
+        elif needs_task and not example.task:
             left_out[NO_TASK] += 1
         else:
             yield example
@@ -337,7 +333,7 @@ def _write(paths: list[Path], out: Path, fmt: Format, options: Options, files: l
                     result.left_out[OVER_RATIO] += 1
                     continue
             row = fmt.row(example, options)
-            if example["negative"] is None and fmt.missing_negative == "pairs":
+            if example.negative is None and fmt.missing_negative == "pairs":
                 if pairs is None:
                     pairs = open_sink(pairs_path(out), fmt.pair_columns)
                 pairs.write(row)

@@ -15,17 +15,17 @@ from pathlib import Path
 
 from synthgen.errors import BadInput
 from synthgen.kinds import KINDS
-from synthgen.records import ReadCounts, example_files, read_example_lines, task_of
+from synthgen.files import AtomicFile, write_atomic
+from synthgen.store import Example, ReadCounts, example_files, hold_output, read_example_lines
 
 TRAIN, TEST = "train.jsonl", "test.jsonl"
 
 
-def group_key(example: dict) -> str:
-    kind = KINDS.get(example["kind"])
-    task = task_of(example)
-    if (kind is not None and not kind.brainstormed) or not task:
-        return json.dumps(["example", example["kind"], example["query"]], ensure_ascii=False)
-    return json.dumps(["task", example["kind"], task], ensure_ascii=False)
+def group_key(example: Example) -> str:
+    kind = KINDS.get(example.kind)
+    if (kind is not None and not kind.brainstormed) or not example.task:
+        return json.dumps(["example", example.kind, example.query], ensure_ascii=False)
+    return json.dumps(["task", example.kind, example.task], ensure_ascii=False)
 
 
 def rank(key: str, seed: int) -> bytes:
@@ -65,21 +65,32 @@ def split(paths: list[Path], out: Path, test_share: float = 0.2, seed: int = 0) 
         test_groups.add(key)
         taken += sizes[key]
     result = SplitResult()
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / TRAIN, "wb") as train_file, open(out / TEST, "wb") as test_file:
-        for line, example in read_example_lines(files, result.counts):
-            if group_key(example) in test_groups:
-                test_file.write(line)
-                result.test += 1
-            else:
-                train_file.write(line)
-                result.train += 1
-    result.test_groups = len(test_groups)
-    result.train_groups = len(sizes) - len(test_groups)
-    result.test_tasks = sorted(json.loads(k)[2] for k in test_groups if json.loads(k)[0] == "task")
+    with hold_output(out / TRAIN, "split"):
+        train_file, test_file = AtomicFile(out / TRAIN), AtomicFile(out / TEST)
+        try:
+            for line, example in read_example_lines(files, result.counts):
+                if group_key(example) in test_groups:
+                    test_file.file.write(line)
+                    result.test += 1
+                else:
+                    train_file.file.write(line)
+                    result.train += 1
+        except BaseException:
+            train_file.abort()
+            test_file.abort()
+            raise
+        train_file.commit()
+        test_file.commit()
+        result.test_groups = len(test_groups)
+        result.train_groups = len(sizes) - len(test_groups)
+        result.test_tasks = sorted(json.loads(k)[2] for k in test_groups if json.loads(k)[0] == "task")
+        _write_summary(out, seed, test_share, files, result)
+    return result
+
+
+def _write_summary(out: Path, seed: int, test_share: float, files: list[Path], result: "SplitResult") -> None:
     summary = {"seed": seed, "test_share": test_share, "inputs": [str(f) for f in files],
                "train": result.train, "test": result.test, "train_groups": result.train_groups,
                "test_groups": result.test_groups, "test_tasks": result.test_tasks,
                "grouping": "brainstormed kinds by kind + task; sts and bitext (one fixed instruction) by kind + query"}
-    (out / "split.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return result
+    write_atomic(out / "split.json", (json.dumps(summary, indent=2, ensure_ascii=False) + "\n").encode())

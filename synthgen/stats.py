@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from synthgen.errors import BadInput
-from synthgen.store import MANIFEST_NAME, REJECTS_NAME, reject_reasons, run_files_beside
-from synthgen.records import ReadCounts, example_files, read_examples, source_of, task_of
+from synthgen.store import (MANIFEST_NAME, REJECTS_NAME, TEXT_FIELDS, Example, ReadCounts, example_files,
+                            read_examples, reject_reasons, run_files_beside, source_of)
 from synthgen.tables import cell, table
 
-FIELDS = ("query", "positive", "negative")
+FIELDS = TEXT_FIELDS
 # Placeholders counted elsewhere: every task is its own value, and language has its own table.
 NOT_COUNTED_PLACEHOLDERS = frozenset({"task", "language"})
 INF = math.inf
@@ -148,27 +148,24 @@ class Collector:
     leaks: dict = field(default_factory=lambda: collections.defaultdict(collections.Counter))
     tasks: dict = field(default_factory=lambda: collections.defaultdict(collections.Counter))
 
-    def add(self, example: dict) -> None:
-        kind = example["kind"]
+    def add(self, example: Example) -> None:
+        kind = example.kind
         self.kinds[kind] += 1
-        language = example.get("language")
-        self.languages[language if isinstance(language, str) else "(none)"] += 1
+        self.languages[example.language or "(none)"] += 1
         self.sources[source_of(example)] += 1
-        placeholders = example.get("placeholders")
-        placeholders = placeholders if isinstance(placeholders, dict) else {}
-        for name, value in placeholders.items():
+        for name, value in example.placeholders.items():
             if name not in NOT_COUNTED_PLACEHOLDERS:
                 self.placeholders[kind][name][str(value)] += 1
         lengths = {}
         for name in FIELDS:
-            text = example[name]
+            text = getattr(example, name)
             if text is not None:
                 lengths[name] = words(text)
                 self.lengths[(kind, name)][lengths[name]] += 1
         for check in CHECKS:
             if check.kind != kind or check.field not in lengths:
                 continue
-            phrase = check.fixed if check.fixed is not None else placeholders.get(check.placeholder or "")
+            phrase = check.fixed if check.fixed is not None else example.placeholders.get(check.placeholder or "")
             bounds = word_bounds(phrase)
             if bounds is None:
                 continue
@@ -176,15 +173,15 @@ class Collector:
             total, by_value = self.checks[check.name]
             total.add(ok)
             by_value[str(phrase)].add(ok)
-        query, positive = _norm(example["query"]), _norm(example["positive"])
+        query, positive = _norm(example.query), _norm(example.positive)
         leak = self.leaks[kind]
         leak["examples"] += 1
         leak["query_equals_positive"] += query == positive
         leak["query_contains_positive"] += positive in query
-        if example["negative"] is not None:
+        if example.negative is not None:
             leak["with_negative"] += 1
-            leak["positive_equals_negative"] += positive == _norm(example["negative"])
-        self.tasks[kind][task_of(example)] += 1
+            leak["positive_equals_negative"] += positive == _norm(example.negative)
+        self.tasks[kind][example.task] += 1
 
 
 def _leak_row(counts: collections.Counter) -> dict[str, Any]:

@@ -60,6 +60,10 @@ class Example(msgspec.Struct, kw_only=True, omit_defaults=True):
     usage: Optional[Usage] = None  # generated examples: what the answer cost
 
 
+# The texts of an example, in the order a trainer takes them.
+TEXT_FIELDS = ("query", "positive", "negative")
+
+
 class ExampleKey(msgspec.Struct):
     """The fields the dedup keys are made of; a reader that needs only these skips the rest."""
 

@@ -27,7 +27,8 @@ from synthgen import __version__
 from synthgen.errors import BadInput
 from synthgen.instructions import QUERY_TEMPLATE, check_template, query_text
 from synthgen.models import DEFAULT_EMBEDDING_MODEL, INSTALL_HINT, default_embedding_model_path
-from synthgen.records import example_files, is_example
+from synthgen.export import ExportedRow
+from synthgen.store import decode_example, example_files
 
 CONFIG_NAME = "synthgen-train.json"
 
@@ -86,26 +87,30 @@ def _text(value: Any) -> Optional[str]:
     return value if isinstance(value, str) and value.strip() else None
 
 
-def to_row(record: Any, template: str, loaded: Loaded) -> Optional[Row]:
-    if not isinstance(record, dict):
-        return None
-    negative = _text(record.get("negative"))
-    if is_example(record):
-        task = _text(record.get("task"))
-        if task is None:
+def to_row(line: bytes, template: str, loaded: Loaded) -> Optional[Row]:
+    """A training row from a stored example, or from a line of an e5 or sentence-transformers export."""
+    try:
+        example = decode_example(line)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        pass
+    else:
+        if not example.task:
             loaded.no_task += 1
-        anchor = query_text(template, task, record["query"])
-        positive = _text(record["positive"])
-        if positive is None or not record["query"].strip():
+        positive = _text(example.positive)
+        if positive is None or not example.query.strip():
             return None
         loaded.stored += 1
-        return Row(anchor, positive, negative)
-    anchor = _text(record.get("anchor")) or _text(record.get("query"))
-    positive = _text(record.get("positive"))
+        return Row(query_text(template, example.task or None, example.query), positive, _text(example.negative))
+    try:
+        exported = msgspec.json.decode(line, type=ExportedRow)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    anchor = _text(exported.anchor) or _text(exported.query)
+    positive = _text(exported.positive)
     if anchor is None or positive is None:
         return None
     loaded.exported += 1
-    return Row(anchor, positive, negative)
+    return Row(anchor, positive, _text(exported.negative))
 
 
 def load_rows(paths: list[Path], template: str) -> Loaded:
@@ -118,11 +123,7 @@ def load_rows(paths: list[Path], template: str) -> Loaded:
                 if not line.strip():
                     continue
                 loaded.lines += 1
-                try:
-                    record = msgspec.json.decode(line)
-                except msgspec.DecodeError:
-                    record = None
-                row = to_row(record, template, loaded)
+                row = to_row(line, template, loaded)
                 if row is None:
                     loaded.skipped += 1
                 else:
