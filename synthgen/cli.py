@@ -2,6 +2,7 @@
 
 import asyncio
 import enum
+import math
 import os
 import shlex
 import sys
@@ -31,14 +32,26 @@ Subtype = enum.Enum("Subtype", {name: name for name in SUBTYPES}, type=str)  # t
 Key = enum.Enum("Key", {"example": "example", "query": "query"}, type=str)  # type: ignore[misc]
 Backend = enum.Enum("Backend", {"auto": "auto", "openai": "openai", "local": "local"}, type=str)  # type: ignore[misc]
 
+
+def _rate(text: str) -> float:
+    """A --rpm or --tpm value: a finite number >= 0 (typer's min=0 let inf through, and called nan below 0)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise typer.BadParameter(f"{text} is not a finite number >= 0")
+    return value
+
+
 ConfigFile = Annotated[Optional[Path], typer.Option("--config", help="A TOML file over configs/default.toml.")]
 BaseUrl = Annotated[Optional[str], typer.Option(help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1.")]
 Model = Annotated[Optional[str], typer.Option(help="Model name the endpoint serves.")]
 ApiKey = Annotated[Optional[str], typer.Option(help="API key (better: OPENAI_API_KEY).", show_default=False)]
 BackendOpt = Annotated[Optional[Backend], typer.Option("--backend", help="auto, openai or local.")]
 ModelPath = Annotated[Optional[Path], typer.Option(help="A GGUF file for the local backend instead of the built-in model.")]
-Rpm = Annotated[Optional[float], typer.Option(min=0, help="Requests per minute at most (0: no limit).")]
-Tpm = Annotated[Optional[float], typer.Option(min=0, help="Tokens per minute at most (0: no limit).")]
+Rpm = Annotated[Optional[float], typer.Option(parser=_rate, metavar="FLOAT", help="Requests per minute at most (0: no limit).")]
+Tpm = Annotated[Optional[float], typer.Option(parser=_rate, metavar="FLOAT", help="Tokens per minute at most (0: no limit).")]
 Concurrency = Annotated[Optional[int], typer.Option(min=1, max=4096, help="Requests in flight at once.")]
 TasksDir = Annotated[Optional[Path], typer.Option("--tasks", help="Folder of task files (default data/tasks).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any, Literal, Mapping, Optional, Union
@@ -33,7 +34,9 @@ ENVIRONMENT = {
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # No nan or inf in any float setting: pydantic takes them by default, and nan fails a bound
+    # with a misleading message ("less than or equal to 2") or, like inf, passes it.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class LLMConfig(_Section):
@@ -134,6 +137,18 @@ class Config(_Section):
     local: LocalConfig = Field(default_factory=LocalConfig)
     # A folder of templates to use instead of the shipped prompts/ (same layout).
     prompts: str = ""
+
+    @field_validator("placeholders", mode="before")
+    @classmethod
+    def _finite_values(cls, value: Any) -> Any:
+        # Before the union's own checks, whose first error would read "should be a valid string".
+        if isinstance(value, Mapping):
+            for kind, table in value.items():
+                for placeholder, values in table.items() if isinstance(table, Mapping) else ():
+                    for item in values if isinstance(values, list) else ():
+                        if isinstance(item, float) and not math.isfinite(item):
+                            raise ValueError(f"{kind}.{placeholder} holds {item}: a value must be text or a finite number")
+        return value
 
     @field_validator("kinds")
     @classmethod
