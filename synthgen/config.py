@@ -230,6 +230,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(f)
     except FileNotFoundError:
         raise BadInput(f"config file not found: {path}") from None
+    except UnicodeDecodeError as exc:  # tomllib decodes the bytes as UTF-8 (a ValueError, not a TOMLDecodeError)
+        raise BadInput(f"cannot read config {path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
+                       f"at offset {exc.start}); save it as UTF-8") from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise BadInput(f"cannot read config {path}: {exc}") from None
 

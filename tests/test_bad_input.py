@@ -5,10 +5,14 @@ must not start is pointed at the fake server, so that a missing check shows as a
 rather than as a run against a real endpoint.
 """
 
+import shutil
+
 import pytest
 
 from synthgen.config import load_config
 from synthgen.errors import BadInput
+from synthgen.prompts import PromptError, Templates
+from synthgen.resources import resource_dir
 
 
 def one_line(result, *fragments: str) -> str:
@@ -79,3 +83,34 @@ def test_a_non_finite_config_file_is_one_line_from_the_cli(cli, endpoint, workdi
     write(workdir / "mine.toml", "[kinds]\nsts = nan\nbitext = 1\n")
     one_line(cli("generate", "--n", 2, "--config", "mine.toml", *endpoint), "config: kinds", "finite")
     assert not (workdir / "data").exists()
+
+
+# -- 6: files that are not UTF-8 -----------------------------------------------------------------
+
+def test_a_config_file_that_is_not_utf8_is_named(cli, endpoint, workdir):
+    (workdir / "latin1.toml").write_bytes('[llm]\nmodel = "caf\xe9"\n'.encode("latin-1"))
+    one_line(cli("generate", "--n", 2, "--config", "latin1.toml", *endpoint), "latin1.toml", "UTF-8")
+    (workdir / "utf16.toml").write_bytes('[llm]\nmodel = "x"\n'.encode("utf-16"))
+    one_line(cli("brainstorm", "--config", "utf16.toml", *endpoint), "utf16.toml", "UTF-8")
+
+
+@pytest.fixture
+def latin1_prompts(workdir):
+    """A copy of the shipped prompts/ whose sts template is saved in Latin-1, and a config using it."""
+    folder = workdir / "myprompts"
+    shutil.copytree(resource_dir("prompts"), folder)
+    for stage, kind in (("generate", "sts"), ("brainstorm", "short-long")):
+        path = folder / stage / f"{kind}.txt"
+        path.write_bytes((path.read_text(encoding="utf-8") + "\nRéponds en JSON.\n").encode("latin-1"))
+    write(workdir / "mine.toml", 'prompts = "myprompts"\n')
+    return folder
+
+
+def test_a_template_that_is_not_utf8_is_named(latin1_prompts):
+    with pytest.raises(PromptError, match=r"myprompts/(generate/sts|brainstorm/short-long)\.txt.*UTF-8"):
+        Templates(latin1_prompts)
+
+
+def test_a_users_prompts_folder_that_is_not_utf8_is_one_line(cli, endpoint, workdir, latin1_prompts):
+    one_line(cli("generate", "--n", 2, "--kinds", "sts=1", "--config", "mine.toml", *endpoint), "myprompts", "UTF-8")
+    one_line(cli("brainstorm", "--subtype", "short-long", "--config", "mine.toml", *endpoint), "myprompts", "UTF-8")
