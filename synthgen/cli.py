@@ -126,7 +126,7 @@ def generate(
     out: Annotated[Optional[Path], typer.Option(help="Output folder (default data/raw).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the plan.")] = None,
     kinds: Annotated[Optional[str], typer.Option(help="Kind mix, e.g. short-long=0.4,sts=0.1.")] = None,
-    languages: Annotated[Optional[str], typer.Option(help="Language weights, e.g. Chinese=0.6,English=0.4.")] = None,
+    languages: Annotated[Optional[str], typer.Option(help="Language weights, e.g. German=0.6,English=0.4.")] = None,
     max_requests: Annotated[Optional[int], typer.Option(min=1, help="Cap on requests (default from the config).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Start over: remove the run already in --out.")] = False,
     tasks: TasksDir = None,

@@ -1,5 +1,8 @@
 """The run's settings: configs/default.toml < --config FILE < environment < flags."""
 
+import copy
+import difflib
+import functools
 import hashlib
 import json
 import math
@@ -8,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping, Optional, Union
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 
 from synthgen.errors import BadInput
 from synthgen.kinds import KINDS, SOURCE_LANGUAGE
@@ -133,6 +136,9 @@ class Config(_Section):
     brainstorm: BrainstormConfig
     kinds: dict[str, float]
     placeholders: dict[str, dict[str, list[PlaceholderValue]]]
+    # Language names a [languages] table may use besides the known ones (the names of the shipped
+    # configs/default.toml [languages] table, the 100 XLM-R languages).
+    extra_languages: list[str] = Field(default_factory=list)
     languages: dict[str, float]
     local: LocalConfig = Field(default_factory=LocalConfig)
     # A folder of templates to use instead of the shipped prompts/ (same layout).
@@ -158,10 +164,29 @@ class Config(_Section):
             raise ValueError(f"unknown kind {sorted(unknown)[0]!r} (known: {', '.join(KINDS)})")
         return _weights(value, "kind")
 
+    @field_validator("extra_languages")
+    @classmethod
+    def _extra_languages(cls, value: list[str]) -> list[str]:
+        if any(not _fold(name) for name in value):
+            raise ValueError("a language name must not be empty")
+        return [" ".join(name.split()) for name in value]
+
     @field_validator("languages")
     @classmethod
-    def _languages(cls, value: dict[str, float]) -> dict[str, float]:
-        return _weights(value, "language")
+    def _languages(cls, value: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+        # Checked before the weights and before the bitext rule, which a lone unknown name met first.
+        known = {_fold(name): name for name in (*info.data.get("extra_languages", ()), *known_languages())}
+        canonical: dict[str, float] = {}
+        given: dict[str, str] = {}
+        for name, weight in value.items():
+            key = _fold(name)
+            if key not in known:
+                raise ValueError(_unknown_language(name, known))
+            if key in given:
+                raise ValueError(f"{known[key]!r} given twice ({given[key]!r} and {name!r})")
+            given[key] = name
+            canonical[known[key]] = weight
+        return _weights(canonical, "language")
 
     @model_validator(mode="after")
     def _value_sets(self) -> "Config":
@@ -197,6 +222,34 @@ class Config(_Section):
             "placeholders": self.placeholders,
             "languages": self.languages,
         }
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_defaults() -> dict[str, Any]:
+    return _read_toml(resource_dir("configs") / "default.toml")
+
+
+def known_languages() -> tuple[str, ...]:
+    """The language names a config may weigh: those of the shipped [languages] table (the 100 XLM-R
+    languages), whatever table a user's config puts in its place; extra_languages adds others."""
+    return tuple(_shipped_defaults()["languages"])
+
+
+def _fold(name: str) -> str:
+    """A language name as compared: case and runs of blanks do not count."""
+    return " ".join(name.split()).casefold()
+
+
+def _unknown_language(name: str, known: Mapping[str, str]) -> str:
+    folded = _fold(name)
+    # "Chinese" is no name of its own but a word of two; "Englsh" is a letter away from one.
+    close = [canonical for key, canonical in known.items() if folded in key.split()]
+    close += [known[key] for key in difflib.get_close_matches(folded, list(known), n=3, cutoff=0.6)
+              if known[key] not in close]
+    if close:
+        return f"unknown language {name!r} (closest known: {', '.join(close)})"
+    return (f"unknown language {name!r}: not one of the {len(known)} known names (the [languages] table of "
+            "configs/default.toml); a config file's extra_languages = [...] adds others")
 
 
 def _as_text(value: PlaceholderValue) -> str:
@@ -253,7 +306,7 @@ def load_config(
     environ: Optional[Mapping[str, str]] = None,
     overrides: Optional[Mapping[str, Any]] = None,
 ) -> Config:
-    data = _read_toml(resource_dir("configs") / "default.toml")
+    data = copy.deepcopy(_shipped_defaults())
     if config_file is not None:
         _merge(data, _read_toml(config_file))
     from_env: dict[str, dict[str, str]] = {}

@@ -9,6 +9,7 @@ import shutil
 
 import pytest
 
+from conftest import read_jsonl
 from synthgen.config import load_config
 from synthgen.errors import BadInput
 from synthgen.prompts import PromptError, Templates
@@ -114,3 +115,53 @@ def test_a_template_that_is_not_utf8_is_named(latin1_prompts):
 def test_a_users_prompts_folder_that_is_not_utf8_is_one_line(cli, endpoint, workdir, latin1_prompts):
     one_line(cli("generate", "--n", 2, "--kinds", "sts=1", "--config", "mine.toml", *endpoint), "myprompts", "UTF-8")
     one_line(cli("brainstorm", "--subtype", "short-long", "--config", "mine.toml", *endpoint), "myprompts", "UTF-8")
+
+
+# -- 7: unknown languages ------------------------------------------------------------------------
+
+def test_a_misspelt_language_is_refused_with_the_closest_names(cli, endpoint, workdir):
+    line = one_line(cli("generate", "--n", 2, "--languages", "Englsh=0.5,german=0.5", *endpoint), "'Englsh'")
+    assert "English" in line.split("'Englsh'", 1)[1]  # the suggestion
+    assert not (workdir / "data").exists()
+
+
+def test_an_unknown_language_is_named_before_the_bitext_rule(cli, endpoint, workdir):
+    one_line(cli("generate", "--n", 2, "--kinds", "sts=1", "--languages", "Klingon=1", *endpoint),
+             "unknown language 'Klingon'")
+    # With bitext in the mix a single language used to be reported as "bitext needs two languages".
+    line = one_line(cli("generate", "--n", 2, "--languages", "Klingon=1", *endpoint), "unknown language 'Klingon'")
+    assert "bitext" not in line
+
+
+def test_a_word_of_two_known_names_suggests_both(cli, endpoint):
+    one_line(cli("generate", "--n", 2, "--languages", "Chinese=0.6,English=0.4", *endpoint),
+             "unknown language 'Chinese'", "Chinese Simplified", "Chinese Traditional")
+
+
+def test_languages_are_matched_case_insensitively_and_written_canonically(cli, endpoint, workdir):
+    config = load_config(overrides={"languages": {"german": 1, "CHINESE SIMPLIFIED": 1, " english ": 2}})
+    assert config.languages == {"German": 1, "Chinese Simplified": 1, "English": 2}
+    result = cli("generate", "--n", 4, "--kinds", "sts=1", "--languages", "german=1", *endpoint)
+    assert result.status == 0, result.err
+    assert {e["language"] for e in read_jsonl(workdir / "data" / "raw" / "examples.jsonl")} == {"German"}
+
+
+def test_unknown_and_twice_named_languages_in_a_config_file(workdir):
+    with pytest.raises(BadInput, match="config: languages: unknown language 'Deutsch'"):
+        load_config(write(workdir / "a.toml", "[languages]\nDeutsch = 1\nEnglish = 1\n"))
+    with pytest.raises(BadInput, match="config: languages: .*English.*twice"):
+        load_config(write(workdir / "b.toml", "[languages]\nEnglish = 1\nenglish = 1\nGerman = 1\n"))
+
+
+def test_a_config_file_can_add_languages_outside_the_default_list(workdir):
+    path = write(workdir / "mine.toml", 'extra_languages = ["Cantonese"]\n[languages]\ncantonese = 1\nEnglish = 1\n')
+    assert load_config(path).languages == {"Cantonese": 1, "English": 1}
+
+
+def test_the_known_languages_are_the_default_tables_names_whatever_a_user_table_holds(workdir):
+    default = load_config().languages
+    assert len(default) == 100
+    # A user's [languages] table replaces the default one, but every default name stays known.
+    path = write(workdir / "mine.toml", "[languages]\nWelsh = 1\nBreton = 1\n")
+    config = load_config(path, overrides={"languages": {"yiddish": 1, "afrikaans": 1}})
+    assert config.languages == {"Yiddish": 1, "Afrikaans": 1}
