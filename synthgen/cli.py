@@ -13,7 +13,7 @@ import typer
 
 from synthgen import __version__
 from synthgen.brainstorm import brainstorm_subtypes
-from synthgen.config import Config, load_config, parse_weights
+from synthgen.config import MAX_EXAMPLES, MAX_REQUESTS, Config, load_config, parse_weights
 from synthgen.dedup import dedup as dedup_files
 from synthgen.errors import BadInput, Interrupted, RunStopped
 from synthgen.export import FORMATS as EXPORT_FORMATS
@@ -122,12 +122,12 @@ def brainstorm(
 
 @app.command()
 def generate(
-    n: Annotated[int, typer.Option("--n", min=1, help="How many valid examples to make.")],
+    n: Annotated[int, typer.Option("--n", min=1, max=MAX_EXAMPLES, help=f"How many valid examples to make (at most {MAX_EXAMPLES}).")],
     out: Annotated[Optional[Path], typer.Option(help="Output folder (default data/raw).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the plan.")] = None,
     kinds: Annotated[Optional[str], typer.Option(help="Kind mix, e.g. short-long=0.4,sts=0.1.")] = None,
     languages: Annotated[Optional[str], typer.Option(help="Language weights, e.g. German=0.6,English=0.4.")] = None,
-    max_requests: Annotated[Optional[int], typer.Option(min=1, help="Cap on requests (default from the config).")] = None,
+    max_requests: Annotated[Optional[int], typer.Option(min=1, max=MAX_REQUESTS, help=f"Cap on requests, at most {MAX_REQUESTS} (default from the config).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Start over: remove the run already in --out.")] = False,
     tasks: TasksDir = None,
     config: ConfigFile = None,

@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from conftest import read_jsonl
-from synthgen.config import load_config
+from synthgen.config import MAX_EXAMPLES, MAX_REQUESTS, load_config
 from synthgen.errors import BadInput
 from synthgen.prompts import PromptError, Templates
 from synthgen.resources import resource_dir
@@ -165,3 +165,30 @@ def test_the_known_languages_are_the_default_tables_names_whatever_a_user_table_
     path = write(workdir / "mine.toml", "[languages]\nWelsh = 1\nBreton = 1\n")
     config = load_config(path, overrides={"languages": {"yiddish": 1, "afrikaans": 1}})
     assert config.languages == {"Yiddish": 1, "Afrikaans": 1}
+
+
+# -- 9: bounds on N and on the request cap -------------------------------------------------------
+
+# "--config missing.toml" ends the command body at once: should the option's own bound ever be
+# missing, the test fails on the message instead of starting a run of 1e23 examples.
+STOP = ["--config", "missing.toml"]
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999999", str(MAX_EXAMPLES + 1)])
+def test_n_is_bounded_and_the_message_says_the_maximum(cli, endpoint, value):
+    one_line(cli("generate", "--n", value, *STOP, *endpoint), "--n", str(MAX_EXAMPLES))
+
+
+@pytest.mark.parametrize("value", ["1" + "0" * 22, str(MAX_REQUESTS + 1)])
+def test_max_requests_is_bounded_and_the_message_says_the_maximum(cli, endpoint, value):
+    one_line(cli("generate", "--n", 5, "--max-requests", value, *STOP, *endpoint), "--max-requests", str(MAX_REQUESTS))
+
+
+def test_the_maxima_themselves_are_accepted(cli, endpoint):
+    result = cli("generate", "--n", MAX_EXAMPLES, "--max-requests", MAX_REQUESTS, *STOP, *endpoint)
+    one_line(result, "config file not found")  # past the options: the command body ran
+
+
+def test_the_request_cap_factor_is_bounded(workdir):
+    with pytest.raises(BadInput, match="config: generate.request_cap_factor"):
+        load_config(write(workdir / "mine.toml", "[generate]\nrequest_cap_factor = 1e20\n"))
