@@ -299,15 +299,29 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise BadInput(f"cannot read config {path}: {exc}") from None
 
 
-def _merge(base: dict[str, Any], update: Mapping[str, Any], top: bool = True) -> dict[str, Any]:
+def _merge(base: dict[str, Any], update: Mapping[str, Any], where: str = "") -> dict[str, Any]:
+    """Lay update over base: tables merge key by key (REPLACED_TABLES at the top are replaced
+    whole), a None (a flag left out) changes nothing, in a table new to base as well."""
     for key, value in update.items():
         if value is None:
             continue
-        if isinstance(value, Mapping) and isinstance(base.get(key), dict) and not (top and key in REPLACED_TABLES):
-            _merge(base[key], value, top=False)
+        name = f"{where}.{key}" if where else key
+        # Checked here, by the key's name: once the flags' table of Nones lands on `llm = 5`,
+        # pydantic would blame the first field of that table, llm.backend.
+        if isinstance(base.get(key), dict) and not isinstance(value, Mapping):
+            raise BadInput(f"config: {name}: must be a table, not {_toml_type(value)}")
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict) and not (not where and key in REPLACED_TABLES):
+            _merge(base[key], value, name)
         else:
-            base[key] = dict(value) if isinstance(value, Mapping) else value
+            base[key] = _merge({}, value, name) if isinstance(value, Mapping) else value
     return base
+
+
+def _toml_type(value: Any) -> str:
+    for kind, name in ((bool, "a boolean"), ((int, float), "a number"), (str, "a string"), (list, "an array")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
 
 
 def load_config(

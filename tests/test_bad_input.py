@@ -5,6 +5,7 @@ must not start is pointed at the fake server, so that a missing check shows as a
 rather than as a run against a real endpoint.
 """
 
+import re
 import shutil
 
 import pytest
@@ -192,3 +193,21 @@ def test_the_maxima_themselves_are_accepted(cli, endpoint):
 def test_the_request_cap_factor_is_bounded(workdir):
     with pytest.raises(BadInput, match="config: generate.request_cap_factor"):
         load_config(write(workdir / "mine.toml", "[generate]\nrequest_cap_factor = 1e20\n"))
+
+
+# -- 13: config keys, --base-url, repeated weights, help defaults, the resume fingerprint ---------
+
+@pytest.mark.parametrize("text,where", [
+    ("llm = 5\n", "config: llm: must be a table"),
+    ('generate = "fast"\n', "config: generate: must be a table"),
+    ("[llm]\nmax_tokens = 5\n", "config: llm.max_tokens: must be a table"),
+    ("kinds = 1\n", "config: kinds: must be a table"),
+    ("[placeholders]\nsts = [1]\n", "config: placeholders.sts: must be a table"),
+])
+def test_a_scalar_where_a_table_belongs_names_that_key(cli, endpoint, workdir, text, where):
+    write(workdir / "mine.toml", text)
+    with pytest.raises(BadInput, match=re.escape(where)):
+        load_config(workdir / "mine.toml")
+    # The flags (all None here but --base-url and --model) must not turn the scalar into a table.
+    line = one_line(cli("generate", "--n", 2, "--config", "mine.toml", *endpoint), where)
+    assert "backend" not in line
