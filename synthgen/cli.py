@@ -44,8 +44,15 @@ def _rate(text: str) -> float:
     return value
 
 
+def _base_url(value: Optional[str]) -> Optional[str]:
+    """An empty --base-url is refused: the client would take it as unset and call api.openai.com."""
+    if value is not None and not value.strip():
+        raise typer.BadParameter("must not be empty (leave the flag out for OPENAI_BASE_URL or the provider's default)")
+    return value
+
+
 ConfigFile = Annotated[Optional[Path], typer.Option("--config", help="A TOML file over configs/default.toml.")]
-BaseUrl = Annotated[Optional[str], typer.Option(help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1.")]
+BaseUrl = Annotated[Optional[str], typer.Option(callback=_base_url, help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1.")]
 Model = Annotated[Optional[str], typer.Option(help="Model name the endpoint serves.")]
 ApiKey = Annotated[Optional[str], typer.Option(help="API key (better: OPENAI_API_KEY).", show_default=False)]
 BackendOpt = Annotated[Optional[Backend], typer.Option("--backend", help="auto, openai or local.")]
@@ -255,7 +262,7 @@ EmbedModel = Annotated[Optional[str], typer.Option(
     "--model", help="A sentence-transformers model (name or folder; default the offline all-MiniLM-L6-v2), "
                     "or with --base-url the embedding model the endpoint serves.")]
 EmbedBaseUrl = Annotated[Optional[str], typer.Option(
-    "--base-url", help="An OpenAI-compatible endpoint serving /v1/embeddings, e.g. http://127.0.0.1:8000/v1.")]
+    "--base-url", callback=_base_url, help="An OpenAI-compatible endpoint serving /v1/embeddings, e.g. http://127.0.0.1:8000/v1.")]
 EmbedApiKey = Annotated[Optional[str], typer.Option(
     "--api-key", help="Key for --base-url (better: OPENAI_API_KEY).", show_default=False)]
 BatchSize = Annotated[int, typer.Option(min=1, help="Texts per forward pass or per request.")]

@@ -211,3 +211,12 @@ def test_a_scalar_where_a_table_belongs_names_that_key(cli, endpoint, workdir, t
     # The flags (all None here but --base-url and --model) must not turn the scalar into a table.
     line = one_line(cli("generate", "--n", 2, "--config", "mine.toml", *endpoint), where)
     assert "backend" not in line
+
+
+def test_an_empty_base_url_flag_is_refused(cli, workdir):
+    one_line(cli("generate", "--n", 2, "--base-url", "", "--model", "m"), "--base-url")
+    one_line(cli("brainstorm", "--base-url", " "), "--base-url")
+    one_line(cli("eval", "retrieval", "held-out.jsonl", "--base-url", ""), "--base-url")
+    assert not (workdir / "data").exists()
+    # An empty OPENAI_BASE_URL still means unset.
+    assert load_config(environ={"OPENAI_BASE_URL": ""}).llm.base_url == ""
