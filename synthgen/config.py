@@ -272,8 +272,9 @@ def digest(data: Any) -> str:
 
 
 def parse_weights(text: str, what: str) -> dict[str, float]:
-    """`a=0.4,b=0.6` -> {"a": 0.4, "b": 0.6}."""
+    """`a=0.4,b=0.6` -> {"a": 0.4, "b": 0.6}; a name given twice (whatever its case) is refused."""
     weights: dict[str, float] = {}
+    seen: dict[str, str] = {}
     for item in text.split(","):
         name, sep, number = item.partition("=")
         name = name.strip()
@@ -283,6 +284,11 @@ def parse_weights(text: str, what: str) -> dict[str, float]:
             weights[name] = float(number)
         except ValueError:
             raise BadInput(f"--{what}: {item.strip()!r} is not NAME=WEIGHT") from None
+        first = seen.get(_fold(name))
+        if first is not None:
+            also = f" (also as {first!r})" if first != name else ""
+            raise BadInput(f"--{what}: {name!r} given twice{also}: which weight was meant?")
+        seen[_fold(name)] = name
     return weights
 
 

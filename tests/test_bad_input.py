@@ -220,3 +220,12 @@ def test_an_empty_base_url_flag_is_refused(cli, workdir):
     assert not (workdir / "data").exists()
     # An empty OPENAI_BASE_URL still means unset.
     assert load_config(environ={"OPENAI_BASE_URL": ""}).llm.base_url == ""
+
+
+@pytest.mark.parametrize("flags,name", [
+    (["--kinds", "sts=0.5,sts=0.2"], "'sts'"),
+    (["--kinds", "sts=1", "--languages", "English=0.5,German=0.5,english=0.2"], "'english'"),
+])
+def test_a_weight_given_twice_is_refused(cli, endpoint, workdir, flags, name):
+    one_line(cli("generate", "--n", 2, *flags, *endpoint), name, "twice")
+    assert not (workdir / "data").exists()
