@@ -2,6 +2,7 @@
 
 import asyncio
 import enum
+import functools
 import math
 import os
 import shlex
@@ -20,6 +21,12 @@ from synthgen.export import FORMATS as EXPORT_FORMATS
 from synthgen.generate import EXAMPLES, REJECTS, generate as run_generation
 from synthgen.importers import IMPORT_FORMATS
 from synthgen.kinds import SUBTYPES
+from synthgen.resources import resource_dir
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 app = typer.Typer(
     add_completion=False,
@@ -31,6 +38,35 @@ app = typer.Typer(
 Subtype = enum.Enum("Subtype", {name: name for name in SUBTYPES}, type=str)  # type: ignore[misc]
 Key = enum.Enum("Key", {"example": "example", "query": "query"}, type=str)  # type: ignore[misc]
 Backend = enum.Enum("Backend", {"auto": "auto", "openai": "openai", "local": "local"}, type=str)  # type: ignore[misc]
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_config() -> dict[str, Any]:
+    # tomllib alone, no pydantic: the help is built at import and must stay cheap. A file that
+    # cannot be read leaves the help without defaults; loading the config then says what is wrong.
+    try:
+        with open(resource_dir("configs") / "default.toml", "rb") as f:
+            return tomllib.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def _default(table: str, key: str = "") -> str:
+    """' [default from config: VALUE]' for a help string: the options default to None (unset), and
+    the value that then applies is configs/default.toml's."""
+    value = _shipped_config().get(table)
+    if key:
+        value = value.get(key) if isinstance(value, dict) else None
+    if value is None or value == {}:
+        return ""
+    if table == "languages":
+        top = sorted(value.items(), key=lambda item: -item[1])[:3]
+        text = f"{len(value)} languages, " + ", ".join(f"{k}={w:g}" for k, w in top) + ", ..."
+    elif isinstance(value, dict):
+        text = ",".join(f"{k}={w:g}" for k, w in value.items())
+    else:
+        text = f"{value:g}" if isinstance(value, float) else str(value)
+    return f" [default from config: {text}]"
 
 
 def _rate(text: str) -> float:
@@ -53,13 +89,13 @@ def _base_url(value: Optional[str]) -> Optional[str]:
 
 ConfigFile = Annotated[Optional[Path], typer.Option("--config", help="A TOML file over configs/default.toml.")]
 BaseUrl = Annotated[Optional[str], typer.Option(callback=_base_url, help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1.")]
-Model = Annotated[Optional[str], typer.Option(help="Model name the endpoint serves.")]
+Model = Annotated[Optional[str], typer.Option(help="Model name the endpoint serves." + _default("llm", "model"))]
 ApiKey = Annotated[Optional[str], typer.Option(help="API key (better: OPENAI_API_KEY).", show_default=False)]
-BackendOpt = Annotated[Optional[Backend], typer.Option("--backend", help="auto, openai or local.")]
+BackendOpt = Annotated[Optional[Backend], typer.Option("--backend", help="auto, openai or local." + _default("llm", "backend"))]
 ModelPath = Annotated[Optional[Path], typer.Option(help="A GGUF file for the local backend instead of the built-in model.")]
-Rpm = Annotated[Optional[float], typer.Option(parser=_rate, metavar="FLOAT", help="Requests per minute at most (0: no limit).")]
-Tpm = Annotated[Optional[float], typer.Option(parser=_rate, metavar="FLOAT", help="Tokens per minute at most (0: no limit).")]
-Concurrency = Annotated[Optional[int], typer.Option(min=1, max=4096, help="Requests in flight at once.")]
+Rpm = Annotated[Optional[float], typer.Option(parser=_rate, metavar="<float>", help="Requests per minute at most (0: no limit)." + _default("llm", "rpm"))]
+Tpm = Annotated[Optional[float], typer.Option(parser=_rate, metavar="<float>", help="Tokens per minute at most (0: no limit)." + _default("llm", "tpm"))]
+Concurrency = Annotated[Optional[int], typer.Option(min=1, max=4096, help="Requests in flight at once." + _default("generate", "concurrency"))]
 TasksDir = Annotated[Optional[Path], typer.Option("--tasks", help="Folder of task files (default data/tasks).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 
@@ -97,7 +133,7 @@ def settings(config_file: Optional[Path], **flags: Any) -> Config:
 @app.command()
 def brainstorm(
     subtype: Annotated[Optional[Subtype], typer.Option(help="Which subtype; all four when left out.")] = None,
-    rounds: Annotated[Optional[int], typer.Option(min=1, help="Calls of about 20 tasks each.")] = None,
+    rounds: Annotated[Optional[int], typer.Option(min=1, help="Calls of about 20 tasks each." + _default("brainstorm", "rounds"))] = None,
     out: Annotated[Optional[Path], typer.Option(help="Task file to append to (default data/tasks/<subtype>.jsonl).")] = None,
     tasks: TasksDir = None,
     config: ConfigFile = None,
@@ -129,12 +165,12 @@ def brainstorm(
 
 @app.command()
 def generate(
-    n: Annotated[int, typer.Option("--n", min=1, max=MAX_EXAMPLES, help=f"How many valid examples to make (at most {MAX_EXAMPLES}).")],
+    n: Annotated[int, typer.Option("--n", min=1, max=MAX_EXAMPLES, help="How many valid examples to make.")],
     out: Annotated[Optional[Path], typer.Option(help="Output folder (default data/raw).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of the plan.")] = None,
-    kinds: Annotated[Optional[str], typer.Option(help="Kind mix, e.g. short-long=0.4,sts=0.1.")] = None,
-    languages: Annotated[Optional[str], typer.Option(help="Language weights, e.g. German=0.6,English=0.4.")] = None,
-    max_requests: Annotated[Optional[int], typer.Option(min=1, max=MAX_REQUESTS, help=f"Cap on requests, at most {MAX_REQUESTS} (default from the config).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the plan." + _default("generate", "seed"))] = None,
+    kinds: Annotated[Optional[str], typer.Option(help="Kind mix, e.g. short-long=0.4,sts=0.1." + _default("kinds"))] = None,
+    languages: Annotated[Optional[str], typer.Option(help="Language weights, e.g. German=0.6,English=0.4." + _default("languages"))] = None,
+    max_requests: Annotated[Optional[int], typer.Option(min=1, max=MAX_REQUESTS, help="Cap on requests (default from the config).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Start over: remove the run already in --out.")] = False,
     tasks: TasksDir = None,
     config: ConfigFile = None,

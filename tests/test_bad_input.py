@@ -229,3 +229,34 @@ def test_an_empty_base_url_flag_is_refused(cli, workdir):
 def test_a_weight_given_twice_is_refused(cli, endpoint, workdir, flags, name):
     one_line(cli("generate", "--n", 2, *flags, *endpoint), name, "twice")
     assert not (workdir / "data").exists()
+
+
+def _option_help(help_text: str, option: str) -> str:
+    """One option's entry in a --help page, whitespace folded (and a line broken after a hyphen joined)."""
+    text = re.sub(r"-\s+", "-", " ".join(help_text.split()))
+    match = re.search(rf"(?:^| ){re.escape(option)} (.*?)(?= --[a-z]|$)", text)
+    assert match, f"{option} not in the help"
+    return match.group(1)
+
+
+def test_help_shows_the_default_configs_values(cli):
+    config = load_config()
+    expected = {
+        "--seed": str(config.generate.seed),
+        "--concurrency": str(config.generate.concurrency),
+        "--model": config.llm.model,
+        "--backend": config.llm.backend,
+        "--rpm": f"{config.llm.rpm:g}",
+        "--tpm": f"{config.llm.tpm:g}",
+        "--kinds": ",".join(f"{k}={w:g}" for k, w in config.kinds.items()),
+    }
+    generate_help = cli("generate", "--help").out
+    brainstorm_help = cli("brainstorm", "--help").out
+    for option, value in expected.items():
+        assert f"[default from config: {value}]" in _option_help(generate_help, option), option
+        if option not in ("--seed", "--kinds"):
+            assert f"[default from config: {value}]" in _option_help(brainstorm_help, option), option
+    assert f"[default from config: {config.brainstorm.rounds}]" in _option_help(brainstorm_help, "--rounds")
+    languages = _option_help(generate_help, "--languages")
+    assert f"[default from config: {len(config.languages)} languages" in languages
+    assert f"English={config.languages['English']:g}" in languages
