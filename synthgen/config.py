@@ -114,6 +114,12 @@ class LocalConfig(_Section):
         return value
 
 
+# The [local] settings that decide the embedded model's answers: the sampler chain, and n_ctx,
+# which bounds the room an answer has (and DRY's look-back); the others (parallel, n_batch,
+# n_threads, flash_attn, share_prefix) decide only how fast the same answers come.
+LOCAL_SAMPLING = {"top_k", "min_p", "dry_multiplier", "dry_base", "dry_allowed_length", "n_ctx", "max_tokens"}
+
+
 class GenerateConfig(_Section):
     concurrency: int = Field(ge=1, le=4096)
     seed: int
@@ -230,6 +236,10 @@ class Config(_Section):
             "kinds": self.kinds,
             "placeholders": self.placeholders,
             "languages": self.languages,
+            # The embedded model's sampling and answer room, always, whatever the backend: "auto"
+            # picks the backend from the environment when the run starts, and a setting that
+            # cannot change the answers of another backend only costs a refused resume.
+            "local": self.local.model_dump(include=LOCAL_SAMPLING),
         }
 
 

@@ -260,3 +260,19 @@ def test_help_shows_the_default_configs_values(cli):
     languages = _option_help(generate_help, "--languages")
     assert f"[default from config: {len(config.languages)} languages" in languages
     assert f"English={config.languages['English']:g}" in languages
+
+
+def test_the_resume_fingerprint_holds_the_local_sampling_settings(workdir):
+    base = load_config().fingerprint_data()
+    for key, value in [("top_k", 1), ("min_p", 0.2), ("dry_multiplier", 0), ("dry_base", 3.0),
+                       ("dry_allowed_length", 2), ("n_ctx", 4096), ("max_tokens", {"sts": 100})]:
+        other = load_config(overrides={"local": {key: value}}).fingerprint_data()
+        assert other != base, key
+
+
+def test_a_resume_with_other_dry_settings_is_refused(cli, endpoint, workdir):
+    assert cli("generate", "--n", 2, "--kinds", "sts=1", *endpoint).status == 0
+    write(workdir / "dry.toml", "[local]\ndry_multiplier = 0\n")
+    line = one_line(cli("generate", "--n", 4, "--kinds", "sts=1", "--config", "dry.toml", *endpoint), "other settings")
+    assert "local" in line
+    assert cli("generate", "--n", 4, "--kinds", "sts=1", *endpoint).status == 0  # the same settings resume
