@@ -2,6 +2,8 @@
 
 import asyncio
 import enum
+import functools
+import math
 import os
 import shlex
 import sys
@@ -12,7 +14,7 @@ import typer
 
 from synthgen import __version__
 from synthgen.brainstorm import brainstorm_subtypes
-from synthgen.config import Config, load_config, parse_weights
+from synthgen.config import MAX_EXAMPLES, MAX_REQUESTS, Config, load_config, parse_weights
 from synthgen.dedup import dedup as dedup_files
 from synthgen.errors import BadInput, Interrupted, RunStopped
 from synthgen.llm.base import StopRun
@@ -22,6 +24,12 @@ from synthgen.generate import generate as run_generation
 from synthgen.importers import IMPORT_FORMATS
 from synthgen.instructions import QUERY_TEMPLATE, check_template
 from synthgen.kinds import SUBTYPES
+from synthgen.resources import resource_dir
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 app = typer.Typer(
     add_completion=False,
@@ -34,15 +42,63 @@ Subtype = enum.Enum("Subtype", {name: name for name in SUBTYPES}, type=str)  # t
 Key = enum.Enum("Key", {"example": "example", "query": "query"}, type=str)  # type: ignore[misc]
 Backend = enum.Enum("Backend", {"auto": "auto", "openai": "openai", "local": "local"}, type=str)  # type: ignore[misc]
 
+
+@functools.lru_cache(maxsize=1)
+def _shipped_config() -> dict[str, Any]:
+    # tomllib alone, no pydantic: the help is built at import and must stay cheap. A file that
+    # cannot be read leaves the help without defaults; loading the config then says what is wrong.
+    try:
+        with open(resource_dir("configs") / "default.toml", "rb") as f:
+            return tomllib.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def _default(table: str, key: str = "") -> str:
+    """' [default from config: VALUE]' for a help string: the options default to None (unset), and
+    the value that then applies is configs/default.toml's."""
+    value = _shipped_config().get(table)
+    if key:
+        value = value.get(key) if isinstance(value, dict) else None
+    if value is None or value == {}:
+        return ""
+    if table == "languages":
+        top = sorted(value.items(), key=lambda item: -item[1])[:3]
+        text = f"{len(value)} languages, " + ", ".join(f"{k}={w:g}" for k, w in top) + ", ..."
+    elif isinstance(value, dict):
+        text = ",".join(f"{k}={w:g}" for k, w in value.items())
+    else:
+        text = f"{value:g}" if isinstance(value, float) else str(value)
+    return f" [default from config: {text}]"
+
+
+def _rate(text: str) -> float:
+    """A --rpm or --tpm value: a finite number >= 0 (typer's min=0 let inf through, and called nan below 0)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise typer.BadParameter(f"{text} is not a finite number >= 0")
+    return value
+
+
+def _base_url(value: Optional[str]) -> Optional[str]:
+    """An empty --base-url is refused: the client would take it as unset and call api.openai.com."""
+    if value is not None and not value.strip():
+        raise typer.BadParameter("must not be empty (leave the flag out for OPENAI_BASE_URL or the provider's default)")
+    return value
+
+
 ConfigFile = Annotated[Optional[Path], typer.Option("--config", help="A TOML file over configs/default.toml.")]
-BaseUrl = Annotated[Optional[str], typer.Option(help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1.")]
-Model = Annotated[Optional[str], typer.Option(help="Model name the endpoint serves.")]
+BaseUrl = Annotated[Optional[str], typer.Option(callback=_base_url, help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1.")]
+Model = Annotated[Optional[str], typer.Option(help="Model name the endpoint serves." + _default("llm", "model"))]
 ApiKey = Annotated[Optional[str], typer.Option(help="API key (better: OPENAI_API_KEY).", show_default=False)]
-BackendOpt = Annotated[Optional[Backend], typer.Option("--backend", help="auto, openai or local.")]
+BackendOpt = Annotated[Optional[Backend], typer.Option("--backend", help="auto, openai or local." + _default("llm", "backend"))]
 ModelPath = Annotated[Optional[Path], typer.Option(help="A GGUF file for the local backend instead of the built-in model.")]
-Rpm = Annotated[Optional[float], typer.Option(min=0, help="Requests per minute at most (0: no limit).")]
-Tpm = Annotated[Optional[float], typer.Option(min=0, help="Tokens per minute at most (0: no limit).")]
-Concurrency = Annotated[Optional[int], typer.Option(min=1, max=4096, help="Requests in flight at once.")]
+Rpm = Annotated[Optional[float], typer.Option(parser=_rate, metavar="<float>", help="Requests per minute at most (0: no limit)." + _default("llm", "rpm"))]
+Tpm = Annotated[Optional[float], typer.Option(parser=_rate, metavar="<float>", help="Tokens per minute at most (0: no limit)." + _default("llm", "tpm"))]
+Concurrency = Annotated[Optional[int], typer.Option(min=1, max=4096, help="Requests in flight at once." + _default("generate", "concurrency"))]
 TasksDir = Annotated[Optional[Path], typer.Option("--tasks", help="Folder of task files (default data/tasks).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 
@@ -80,7 +136,7 @@ def settings(config_file: Optional[Path], **flags: Any) -> Config:
 @app.command()
 def brainstorm(
     subtype: Annotated[Optional[Subtype], typer.Option(help="Which subtype; all four when left out.")] = None,
-    rounds: Annotated[Optional[int], typer.Option(min=1, help="Calls of about 20 tasks each.")] = None,
+    rounds: Annotated[Optional[int], typer.Option(min=1, help="Calls of about 20 tasks each." + _default("brainstorm", "rounds"))] = None,
     out: Annotated[Optional[Path], typer.Option(help="Task file to append to (default data/tasks/<subtype>.jsonl).")] = None,
     tasks: TasksDir = None,
     config: ConfigFile = None,
@@ -113,12 +169,12 @@ def brainstorm(
 
 @app.command()
 def generate(
-    n: Annotated[int, typer.Option("--n", min=1, help="How many valid examples to make.")],
+    n: Annotated[int, typer.Option("--n", min=1, max=MAX_EXAMPLES, help="How many valid examples to make.")],
     out: Annotated[Optional[Path], typer.Option(help="Output folder (default data/raw).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of the plan.")] = None,
-    kinds: Annotated[Optional[str], typer.Option(help="Kind mix, e.g. short-long=0.4,sts=0.1.")] = None,
-    languages: Annotated[Optional[str], typer.Option(help="Language weights, e.g. Chinese=0.6,English=0.4.")] = None,
-    max_requests: Annotated[Optional[int], typer.Option(min=1, help="Cap on requests (default from the config).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the plan." + _default("generate", "seed"))] = None,
+    kinds: Annotated[Optional[str], typer.Option(help="Kind mix, e.g. short-long=0.4,sts=0.1." + _default("kinds"))] = None,
+    languages: Annotated[Optional[str], typer.Option(help="Language weights, e.g. German=0.6,English=0.4." + _default("languages"))] = None,
+    max_requests: Annotated[Optional[int], typer.Option(min=1, max=MAX_REQUESTS, help="Cap on requests (default from the config).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Start over: remove the run already in --out.")] = False,
     tasks: TasksDir = None,
     config: ConfigFile = None,
@@ -247,7 +303,7 @@ EmbedModel = Annotated[Optional[str], typer.Option(
     "--model", help="A sentence-transformers model (name or folder; default the offline all-MiniLM-L6-v2), "
                     "or with --base-url the embedding model the endpoint serves.")]
 EmbedBaseUrl = Annotated[Optional[str], typer.Option(
-    "--base-url", help="An OpenAI-compatible endpoint serving /v1/embeddings, e.g. http://127.0.0.1:8000/v1.")]
+    "--base-url", callback=_base_url, help="An OpenAI-compatible endpoint serving /v1/embeddings, e.g. http://127.0.0.1:8000/v1.")]
 EmbedApiKey = Annotated[Optional[str], typer.Option(
     "--api-key", help="Key for --base-url (better: OPENAI_API_KEY).", show_default=False)]
 BatchSize = Annotated[int, typer.Option(min=1, help="Texts per forward pass or per request.")]

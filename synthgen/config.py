@@ -1,13 +1,17 @@
 """The run's settings: configs/default.toml < --config FILE < environment < flags."""
 
+import copy
+import difflib
+import functools
 import hashlib
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any, Literal, Mapping, Optional, Union
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 
 from synthgen.errors import BadInput
 from synthgen.kinds import KINDS, SOURCE_LANGUAGE
@@ -22,6 +26,15 @@ else:  # pragma: no cover
 # the default's other entries would silently keep sampling them.
 REPLACED_TABLES = ("kinds", "languages")
 
+# The largest run. The paper's data is 500k examples; ten million is twenty times that, about
+# 13 GB of examples.jsonl at the ~1.3 KB a line the issue 10 run wrote, and a resume holds every
+# finished index in memory. A larger N (a typo like 1e23 ran for ten minutes, 1.58 M requests and
+# 2 GB before it was interrupted) is refused; a larger dataset is several runs with other seeds.
+MAX_EXAMPLES = 10_000_000
+# Requests per example at most: generate.request_cap_factor, and an explicit --max-requests.
+MAX_CAP_FACTOR = 10
+MAX_REQUESTS = MAX_EXAMPLES * MAX_CAP_FACTOR
+
 # Environment variables and where they go.
 ENVIRONMENT = {
     "OPENAI_API_KEY": ("llm", "api_key"),
@@ -33,7 +46,9 @@ ENVIRONMENT = {
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # No nan or inf in any float setting: pydantic takes them by default, and nan fails a bound
+    # with a misleading message ("less than or equal to 2") or, like inf, passes it.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class LLMConfig(_Section):
@@ -99,12 +114,18 @@ class LocalConfig(_Section):
         return value
 
 
+# The [local] settings that decide the embedded model's answers: the sampler chain, and n_ctx,
+# which bounds the room an answer has (and DRY's look-back); the others (parallel, n_batch,
+# n_threads, flash_attn, share_prefix) decide only how fast the same answers come.
+LOCAL_SAMPLING = {"top_k", "min_p", "dry_multiplier", "dry_base", "dry_allowed_length", "n_ctx", "max_tokens"}
+
+
 class GenerateConfig(_Section):
     concurrency: int = Field(ge=1, le=4096)
     seed: int
     out: str
     tasks: str
-    request_cap_factor: float = Field(ge=1)
+    request_cap_factor: float = Field(ge=1, le=MAX_CAP_FACTOR)
 
 
 class BrainstormConfig(_Section):
@@ -130,10 +151,25 @@ class Config(_Section):
     brainstorm: BrainstormConfig
     kinds: dict[str, float]
     placeholders: dict[str, dict[str, list[PlaceholderValue]]]
+    # Language names a [languages] table may use besides the known ones (the names of the shipped
+    # configs/default.toml [languages] table, the 100 XLM-R languages).
+    extra_languages: list[str] = Field(default_factory=list)
     languages: dict[str, float]
     local: LocalConfig = Field(default_factory=LocalConfig)
     # A folder of templates to use instead of the shipped prompts/ (same layout).
     prompts: str = ""
+
+    @field_validator("placeholders", mode="before")
+    @classmethod
+    def _finite_values(cls, value: Any) -> Any:
+        # Before the union's own checks, whose first error would read "should be a valid string".
+        if isinstance(value, Mapping):
+            for kind, table in value.items():
+                for placeholder, values in table.items() if isinstance(table, Mapping) else ():
+                    for item in values if isinstance(values, list) else ():
+                        if isinstance(item, float) and not math.isfinite(item):
+                            raise ValueError(f"{kind}.{placeholder} holds {item}: a value must be text or a finite number")
+        return value
 
     @field_validator("kinds")
     @classmethod
@@ -143,10 +179,29 @@ class Config(_Section):
             raise ValueError(f"unknown kind {sorted(unknown)[0]!r} (known: {', '.join(KINDS)})")
         return _weights(value, "kind")
 
+    @field_validator("extra_languages")
+    @classmethod
+    def _extra_languages(cls, value: list[str]) -> list[str]:
+        if any(not _fold(name) for name in value):
+            raise ValueError("a language name must not be empty")
+        return [" ".join(name.split()) for name in value]
+
     @field_validator("languages")
     @classmethod
-    def _languages(cls, value: dict[str, float]) -> dict[str, float]:
-        return _weights(value, "language")
+    def _languages(cls, value: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+        # Checked before the weights and before the bitext rule, which a lone unknown name met first.
+        known = {_fold(name): name for name in (*info.data.get("extra_languages", ()), *known_languages())}
+        canonical: dict[str, float] = {}
+        given: dict[str, str] = {}
+        for name, weight in value.items():
+            key = _fold(name)
+            if key not in known:
+                raise ValueError(_unknown_language(name, known))
+            if key in given:
+                raise ValueError(f"{known[key]!r} given twice ({given[key]!r} and {name!r})")
+            given[key] = name
+            canonical[known[key]] = weight
+        return _weights(canonical, "language")
 
     @model_validator(mode="after")
     def _value_sets(self) -> "Config":
@@ -181,7 +236,39 @@ class Config(_Section):
             "kinds": self.kinds,
             "placeholders": self.placeholders,
             "languages": self.languages,
+            # The embedded model's sampling and answer room, always, whatever the backend: "auto"
+            # picks the backend from the environment when the run starts, and a setting that
+            # cannot change the answers of another backend only costs a refused resume.
+            "local": self.local.model_dump(include=LOCAL_SAMPLING),
         }
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_defaults() -> dict[str, Any]:
+    return _read_toml(resource_dir("configs") / "default.toml")
+
+
+def known_languages() -> tuple[str, ...]:
+    """The language names a config may weigh: those of the shipped [languages] table (the 100 XLM-R
+    languages), whatever table a user's config puts in its place; extra_languages adds others."""
+    return tuple(_shipped_defaults()["languages"])
+
+
+def _fold(name: str) -> str:
+    """A language name as compared: case and runs of blanks do not count."""
+    return " ".join(name.split()).casefold()
+
+
+def _unknown_language(name: str, known: Mapping[str, str]) -> str:
+    folded = _fold(name)
+    # "Chinese" is no name of its own but a word of two; "Englsh" is a letter away from one.
+    close = [canonical for key, canonical in known.items() if folded in key.split()]
+    close += [known[key] for key in difflib.get_close_matches(folded, list(known), n=3, cutoff=0.6)
+              if known[key] not in close]
+    if close:
+        return f"unknown language {name!r} (closest known: {', '.join(close)})"
+    return (f"unknown language {name!r}: not one of the {len(known)} known names (the [languages] table of "
+            "configs/default.toml); a config file's extra_languages = [...] adds others")
 
 
 def _as_text(value: PlaceholderValue) -> str:
@@ -195,8 +282,9 @@ def digest(data: Any) -> str:
 
 
 def parse_weights(text: str, what: str) -> dict[str, float]:
-    """`a=0.4,b=0.6` -> {"a": 0.4, "b": 0.6}."""
+    """`a=0.4,b=0.6` -> {"a": 0.4, "b": 0.6}; a name given twice (whatever its case) is refused."""
     weights: dict[str, float] = {}
+    seen: dict[str, str] = {}
     for item in text.split(","):
         name, sep, number = item.partition("=")
         name = name.strip()
@@ -206,6 +294,11 @@ def parse_weights(text: str, what: str) -> dict[str, float]:
             weights[name] = float(number)
         except ValueError:
             raise BadInput(f"--{what}: {item.strip()!r} is not NAME=WEIGHT") from None
+        first = seen.get(_fold(name))
+        if first is not None:
+            also = f" (also as {first!r})" if first != name else ""
+            raise BadInput(f"--{what}: {name!r} given twice{also}: which weight was meant?")
+        seen[_fold(name)] = name
     return weights
 
 
@@ -215,19 +308,36 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(f)
     except FileNotFoundError:
         raise BadInput(f"config file not found: {path}") from None
+    except UnicodeDecodeError as exc:  # tomllib decodes the bytes as UTF-8 (a ValueError, not a TOMLDecodeError)
+        raise BadInput(f"cannot read config {path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
+                       f"at offset {exc.start}); save it as UTF-8") from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise BadInput(f"cannot read config {path}: {exc}") from None
 
 
-def _merge(base: dict[str, Any], update: Mapping[str, Any], top: bool = True) -> dict[str, Any]:
+def _merge(base: dict[str, Any], update: Mapping[str, Any], where: str = "") -> dict[str, Any]:
+    """Lay update over base: tables merge key by key (REPLACED_TABLES at the top are replaced
+    whole), a None (a flag left out) changes nothing, in a table new to base as well."""
     for key, value in update.items():
         if value is None:
             continue
-        if isinstance(value, Mapping) and isinstance(base.get(key), dict) and not (top and key in REPLACED_TABLES):
-            _merge(base[key], value, top=False)
+        name = f"{where}.{key}" if where else key
+        # Checked here, by the key's name: once the flags' table of Nones lands on `llm = 5`,
+        # pydantic would blame the first field of that table, llm.backend.
+        if isinstance(base.get(key), dict) and not isinstance(value, Mapping):
+            raise BadInput(f"config: {name}: must be a table, not {_toml_type(value)}")
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict) and not (not where and key in REPLACED_TABLES):
+            _merge(base[key], value, name)
         else:
-            base[key] = dict(value) if isinstance(value, Mapping) else value
+            base[key] = _merge({}, value, name) if isinstance(value, Mapping) else value
     return base
+
+
+def _toml_type(value: Any) -> str:
+    for kind, name in ((bool, "a boolean"), ((int, float), "a number"), (str, "a string"), (list, "an array")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
 
 
 def load_config(
@@ -235,7 +345,7 @@ def load_config(
     environ: Optional[Mapping[str, str]] = None,
     overrides: Optional[Mapping[str, Any]] = None,
 ) -> Config:
-    data = _read_toml(resource_dir("configs") / "default.toml")
+    data = copy.deepcopy(_shipped_defaults())
     if config_file is not None:
         _merge(data, _read_toml(config_file))
     from_env: dict[str, dict[str, str]] = {}

@@ -52,6 +52,9 @@ def _load(folder: Path, stage: str, kind: str, declared: tuple[str, ...]) -> Tem
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PromptError(f"cannot read template {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise PromptError(f"cannot read template {path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
+                          f"at offset {exc.start}); save it as UTF-8") from None
     return Template(text, declared, f"{stage}/{kind}")
 
 
