@@ -26,10 +26,9 @@ else:  # pragma: no cover
 # the default's other entries would silently keep sampling them.
 REPLACED_TABLES = ("kinds", "languages")
 
-# The largest run. The paper's data is 500k examples; ten million is twenty times that, about
-# 13 GB of examples.jsonl at the ~1.3 KB a line the issue 10 run wrote, and a resume holds every
-# finished index in memory. A larger N (a typo like 1e23 ran for ten minutes, 1.58 M requests and
-# 2 GB before it was interrupted) is refused; a larger dataset is several runs with other seeds.
+# The largest run: twenty times the paper's 500k examples, over 10 GB of examples, and a resume
+# holds every finished index and example digest in memory. A larger N is most likely a typo and is
+# refused; a larger dataset is several runs with other seeds.
 MAX_EXAMPLES = 10_000_000
 # Requests per example at most: generate.request_cap_factor, and an explicit --max-requests.
 MAX_CAP_FACTOR = 10

@@ -26,11 +26,6 @@ from synthgen.sampling import PlanItem, Planner
 from synthgen.schemas import answer_schema
 from synthgen.store import Example, Manifest, Reject, RunFolder, RunState, Usage, example_digest, task_file, tasks_folder
 
-# The most examples one run may ask for, and so the most requests: its indices, digests and
-# counters stay in memory, and a larger job is several runs (several --out folders).
-MAX_N = 100_000_000
-
-
 def fingerprint_parts(config: Config, templates: Templates, tasks: dict[str, list[str]]) -> dict[str, str]:
     """Digests of everything that decides a run's prompts and answers, named for the user."""
     settings = config.fingerprint_data()
