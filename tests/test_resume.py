@@ -1,5 +1,6 @@
 """Crash safety: kill -9, Ctrl+C, torn lines, a changed config; nothing lost, nothing paid twice."""
 
+import itertools
 import json
 import os
 import random
@@ -24,8 +25,10 @@ def start(args, cwd):
 def every_tenth_is_bad(server):
     """A deterministic share of bad answers, so the run has rejections to replace."""
 
+    numbers = itertools.count()  # each answer its own number: concurrent answers never repeat one another
+
     def action(body):
-        number = len(server.requests)
+        number = next(numbers)
         text = server.answer(body, number)
         return 200, {}, chat_body(text if number % 10 else text[:-3])
 
@@ -60,8 +63,13 @@ def test_sigkill_at_random_moments_then_resume(cli, slow_llm, workdir):
     rng = random.Random(4)
     kills = 0
     for _ in range(4):
+        before = len(slow_llm.requests)
         proc = start(args, workdir)
-        time.sleep(rng.uniform(0.8, 2.5))
+        # Kill it mid-run, however long the start-up takes on a busy machine.
+        deadline = time.monotonic() + 60
+        while len(slow_llm.requests) == before and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.2, 1.5))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
