@@ -222,8 +222,10 @@ def test_the_grammar_schema_says_what_validation_demands():
     assert answer["required"] == ["S1", "S2", "S3"] and answer["additionalProperties"] is False
     assert all(prop == {"type": "string", "minLength": 1} for prop in answer["properties"].values())
     tasks = tighten(TASK_LIST_SCHEMA, 30)
-    assert tasks == {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, "maxItems": 30}
-    assert TASK_LIST_SCHEMA == {"type": "array", "items": {"type": "string"}}  # a copy, not changed in place
+    assert tasks["required"] == ["tasks"] and tasks["additionalProperties"] is False
+    assert tasks["properties"]["tasks"] == {"type": "array", "items": {"type": "string", "minLength": 1},
+                                            "minItems": 1, "maxItems": 30}
+    assert TASK_LIST_SCHEMA["properties"]["tasks"] == {"type": "array", "items": {"type": "string"}}  # a copy
 
 
 def test_local_settings_come_from_the_config(tmp_path):
