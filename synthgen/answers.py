@@ -49,28 +49,71 @@ def extract_json(text: str) -> Any:
 
 
 def leading_strings(text: str) -> list[str]:
-    """The complete strings at the head of a JSON list cut off mid-way: '["A", "B", "C' gives [A, B].
+    """The complete strings at the head of a brainstorm answer cut off mid-way.
 
-    A brainstorm answer cut off at max_tokens still holds good tasks before the cut; paid for, kept.
+    '{"tasks": ["A", "B", "C' and '["A", "B", "C' give [A, B]; so does an object of strings,
+    '{"Task 1": "A", "Task 2": "B", "Task 3": "C'. A brainstorm answer cut off at max_tokens still
+    holds good tasks before the cut; paid for, kept.
     """
-    start = text.find("[")
-    if start < 0:
+    starts = [i for i in (text.find("["), text.find("{")) if i >= 0]
+    if not starts:
         return []
-    items, pos = [], start + 1
+    start = min(starts)
+    if text[start] == "[":
+        return _list_head(text, start + 1)
+    return _object_head(text, start + 1)
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos].isspace():
+        pos += 1
+    return pos
+
+
+def _string_at(text: str, pos: int) -> tuple[Optional[str], int]:
+    """The JSON string that starts at pos, complete, and the position after it; (None, pos) if none."""
+    if not text.startswith('"', pos):
+        return None, pos
+    try:
+        return _DECODER.raw_decode(text, pos)
+    except ValueError:
+        return None, pos
+
+
+def _list_head(text: str, pos: int) -> list[str]:
+    """The complete strings of a list whose "[" ends just before pos."""
+    items: list[str] = []
     while True:
-        while pos < len(text) and text[pos].isspace():
-            pos += 1
-        if not text.startswith('"', pos):
-            return items
-        try:
-            item, pos = _DECODER.raw_decode(text, pos)
-        except ValueError:
+        item, pos = _string_at(text, _skip_space(text, pos))
+        if item is None:
             return items
         items.append(item)
-        while pos < len(text) and text[pos].isspace():
-            pos += 1
+        pos = _skip_space(text, pos)
         if not text.startswith(",", pos):
             return items
+        pos += 1
+
+
+def _object_head(text: str, pos: int) -> list[str]:
+    """The first list value's complete strings, or else the complete string values before the cut."""
+    values: list[str] = []
+    while True:
+        key, pos = _string_at(text, _skip_space(text, pos))
+        if key is None:
+            return values
+        pos = _skip_space(text, pos)
+        if not text.startswith(":", pos):
+            return values
+        pos = _skip_space(text, pos + 1)
+        if text.startswith("[", pos):
+            return _list_head(text, pos + 1)
+        value, pos = _string_at(text, pos)
+        if value is None:
+            return values
+        values.append(value)
+        pos = _skip_space(text, pos)
+        if not text.startswith(",", pos):
+            return values
         pos += 1
 
 

@@ -20,13 +20,22 @@ from synthgen.store import Task, TaskFile, task_file, tasks_folder
 
 
 def task_strings(value: Any, max_chars: int) -> list[str]:
-    """The tasks in a parsed answer: a list of strings, or an object holding one such list.
+    """The tasks in a parsed answer: {"tasks": [...]} as asked, an object holding one list under
+    another key, a bare list, or an object whose values are all strings ({"Task 1": "...", ...}:
+    what a model asked for a list writes when the server forces an object).
 
     White space is normalised; non-strings, empty and absurdly long items are dropped.
     """
     if isinstance(value, dict):
         lists = [v for v in value.values() if isinstance(v, list)]
-        value = lists[0] if len(lists) == 1 else []
+        if isinstance(value.get("tasks"), list):
+            value = value["tasks"]
+        elif len(lists) == 1:
+            value = lists[0]
+        elif value and all(isinstance(v, str) for v in value.values()):
+            value = list(value.values())
+        else:
+            value = []
     if not isinstance(value, list):
         return []
     tasks = (" ".join(item.split()) for item in value if isinstance(item, str))

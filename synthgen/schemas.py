@@ -58,4 +58,13 @@ def answer_schema(model: type[Answer]) -> dict[str, Any]:
     }
 
 
-TASK_LIST_SCHEMA: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
+# The brainstorm's answer: an object holding the list, {"tasks": [...]}, in every structured-output
+# mode. Not a bare list: json_object mode (the fallback of servers that refuse json_schema, such as
+# llama_cpp.server) forces an object, and a model asked for a list then invents its own keys.
+TASK_LIST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"tasks": {"type": "array", "items": {"type": "string"}}},
+    "required": ["tasks"],
+    "additionalProperties": False,
+}
+

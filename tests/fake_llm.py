@@ -1,7 +1,7 @@
 """A real OpenAI-compatible HTTP server on 127.0.0.1 for the tests, with switchable faults.
 
 It answers chat completions for every synthgen kind (recognised from the response_format schema or
-from the JSON keys the prompt names), brainstorm requests with task lists, and plays scripted
+from the JSON keys the prompt names), brainstorm requests with {"tasks": [...]} objects, and plays scripted
 actions first: a status with headers, a bad or fenced answer, a truncation, a delay.
 """
 
@@ -131,8 +131,8 @@ class FakeLLM(LoopbackServer):
         """A valid, unique answer for whatever the request asks."""
         prompt = body["messages"][-1]["content"]
         if prompt.startswith("Brainstorm"):
-            return json.dumps([f"Retrieve documents of kind {number}-{i} for a user's query." for i in
-                               range(self.tasks_per_answer)])
+            return json.dumps({"tasks": [f"Retrieve documents of kind {number}-{i} for a user's query." for i in
+                                         range(self.tasks_per_answer)]})
         if not body.get("response_format") and not any(marker in prompt for marker in KEY_SETS):
             return " ".join(f"free{number}x{i}" for i in range(12))  # a prompt that asks for no JSON
         keys = self.keys(body, prompt)

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from synthgen.answers import validate_answer
+from synthgen.answers import leading_strings, validate_answer
+from synthgen.brainstorm import task_strings
 from synthgen.llm import Completion
 from synthgen.schemas import LongShortAnswer, PairAnswer, ShortLongAnswer, TripletAnswer
 
@@ -71,3 +72,39 @@ def test_each_answer_model_takes_exactly_its_keys(model, keys):
 
 def test_extract_json_never_evaluates_code():
     assert verdict("__import__('os').system('false')").reason == "invalid_json"
+
+
+@pytest.mark.parametrize(
+    "text,kept",
+    [
+        ('["A", "B", "C', ["A", "B"]),
+        ('{"tasks": ["A", "B", "C', ["A", "B"]),
+        ('```json\n{\n  "tasks": [\n    "A",\n    "B",\n    "C', ["A", "B"]),
+        ('{"tasks": ["A", "B"], "note": "x', ["A", "B"]),
+        ('{"Task 1": "A", "Task 2": "B", "Task 3": "C', ["A", "B"]),
+        ('{"Task 1": "A [draft]", "Task 2": "B", "Task', ["A [draft]", "B"]),
+        ('{"tasks": "A', []),
+        ('{"tasks": [', []),
+        ("no JSON at all", []),
+    ],
+)
+def test_a_cut_off_brainstorm_answer_keeps_its_complete_tasks(text, kept):
+    assert leading_strings(text) == kept
+
+
+@pytest.mark.parametrize(
+    "value,tasks",
+    [
+        ({"tasks": ["A", " B\n"]}, ["A", "B"]),
+        (["A", "B"], ["A", "B"]),
+        ({"list": ["A", "B"]}, ["A", "B"]),
+        ({"tasks": ["A"], "examples": ["B"]}, ["A"]),
+        ({"Task 1": "A", "Task 2": "B"}, ["A", "B"]),
+        ({"Task 1": "A", "count": 2}, []),
+        ({"one": ["A"], "two": ["B"]}, []),
+        ({}, []),
+        ("A", []),
+    ],
+)
+def test_task_strings_takes_the_shapes_models_write(value, tasks):
+    assert task_strings(value, 300) == tasks

@@ -222,8 +222,10 @@ def test_the_grammar_schema_says_what_validation_demands():
     assert answer["required"] == ["S1", "S2", "S3"] and answer["additionalProperties"] is False
     assert all(prop == {"type": "string", "minLength": 1} for prop in answer["properties"].values())
     tasks = tighten(TASK_LIST_SCHEMA, 30)
-    assert tasks == {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, "maxItems": 30}
-    assert TASK_LIST_SCHEMA == {"type": "array", "items": {"type": "string"}}  # a copy, not changed in place
+    assert tasks["required"] == ["tasks"] and tasks["additionalProperties"] is False
+    assert tasks["properties"]["tasks"] == {"type": "array", "items": {"type": "string", "minLength": 1},
+                                            "minItems": 1, "maxItems": 30}
+    assert TASK_LIST_SCHEMA["properties"]["tasks"] == {"type": "array", "items": {"type": "string"}}  # a copy
 
 
 def test_local_settings_come_from_the_config(tmp_path):
@@ -273,6 +275,29 @@ def test_dry_keeps_the_model_from_repeating_itself(workdir):
     assert plain.finish_reason == "length" and plain.completion_tokens < 120  # cut as a loop, early
     assert dry.finish_reason == "stop" or dry.completion_tokens == 120  # never cut as a loop
 
+
+
+@needs_real_model
+def test_a_tasks_object_is_closed_by_the_grammar_not_cut_as_a_loop(workdir):
+    """The brainstorm's {"tasks": [...]}: the list inside the object ends after num_tasks items, and an
+    answer that repeats one task (greedy, no DRY: a loop by the engine's measure) is not cut off."""
+    import asyncio
+
+    from synthgen.backends import open_backend
+
+    prompt = ('Write a JSON object {"tasks": [...]} whose list repeats the same sentence, '
+              '"Find recipes for a dinner party.", thirty times.')
+
+    async def answer():
+        config = load_config(overrides={"llm": {"backend": "local", "temperature": 0},
+                                        "local": {"dry_multiplier": 0}, "brainstorm": {"num_tasks": 12}})
+        client = open_backend(config).client
+        return await client.complete(prompt, max_tokens=600, schema=TASK_LIST_SCHEMA, schema_name="task_list")
+
+    completion = asyncio.run(answer())
+    assert completion.finish_reason == "stop", completion.text
+    tasks = json.loads(completion.text)["tasks"]
+    assert len(tasks) == 12 and len(set(tasks)) == 1
 
 # -- the command line, without a real model ------------------------------------------------------
 

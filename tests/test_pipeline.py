@@ -77,10 +77,11 @@ def test_the_kind_mix_is_followed(cli, endpoint, llm, workdir):
 
 def test_brainstorm_parses_cleans_and_dedups_tasks(cli, endpoint, llm, workdir):
     long_task = "x" * 400
-    first = ["Find A.", "  Find   B.\n", "Find A.", 7, None, "", long_task, {"task": "Find C."}]
+    first = {"tasks": ["Find A.", "  Find   B.\n", "Find A.", 7, None, "", long_task, {"task": "Find C."}]}
     llm.then(lambda body: (200, {}, fake_chat(json.dumps(first))))
     llm.then(lambda body: (200, {}, fake_chat("Here you go:\n```json\n" + json.dumps(["Find B.", "Find D."]) + "\n```")))
-    llm.then(lambda body: (200, {}, fake_chat(json.dumps({"tasks": ["Find E."]}))))
+    # What a model asked for a list writes when the server forces an object (json_object mode).
+    llm.then(lambda body: (200, {}, fake_chat(json.dumps({"Task 1": "Find E.", "Task 2": "Find  D."}))))
     llm.then(lambda body: (200, {}, fake_chat("I have no ideas today.")))
     out = workdir / "tasks.jsonl"
     result = cli("brainstorm", "--subtype", "long-short", "--rounds", 4, "--out", out, "--concurrency", 1, *endpoint)
@@ -89,15 +90,15 @@ def test_brainstorm_parses_cleans_and_dedups_tasks(cli, endpoint, llm, workdir):
     assert "long-short: 24 new tasks" in result.out and "1 rounds gave nothing usable" in result.out
     assert [t["task"] for t in read_jsonl(out)][:4] == ["Find A.", "Find B.", "Find D.", "Find E."]
     # A second brainstorm appends only what the file does not hold yet.
-    llm.then(lambda body: (200, {}, fake_chat(json.dumps(["Find A.", "Find F."]))))
+    llm.then(lambda body: (200, {}, fake_chat(json.dumps({"tasks": ["Find A.", "Find F."]}))))
     result = cli("brainstorm", "--subtype", "long-short", "--out", out, *endpoint)
     assert "long-short: 1 new tasks" in result.out
     assert [t["task"] for t in read_jsonl(out)][-1] == "Find F."
-    # Every round giving nothing is a failed run: exit 1 with the reason, the file as it was.
     # An answer cut off at max_tokens keeps the tasks before the cut.
-    llm.then(lambda body: (200, {}, fake_chat('["Find G.", "Find H.", "Fi', finish_reason="length")))
-    result = cli("brainstorm", "--subtype", "long-short", "--out", out, *endpoint)
-    assert result.status == 0 and "long-short: 2 new tasks" in result.out
+    llm.then(lambda body: (200, {}, fake_chat('{"tasks": ["Find G.", "Find H.", "Fi', finish_reason="length")))
+    llm.then(lambda body: (200, {}, fake_chat('{"Task 1": "Find I.", "Task 2": "Fi', finish_reason="length")))
+    result = cli("brainstorm", "--subtype", "long-short", "--rounds", 2, "--out", out, "--concurrency", 1, *endpoint)
+    assert result.status == 0 and "long-short: 3 new tasks" in result.out
     # Failed rounds are replaced up to the request cap (2 rounds: 13 requests); if none gives a task,
     # the run failed: exit 1 with the reason, the file as it was.
     llm.default = lambda body: (200, {}, fake_chat("I have no ideas today."))
@@ -105,7 +106,21 @@ def test_brainstorm_parses_cleans_and_dedups_tasks(cli, endpoint, llm, workdir):
     result = cli("brainstorm", "--subtype", "long-short", "--rounds", 2, "--out", out, "--concurrency", 1, *endpoint)
     assert result.status == 1 and "long-short: 0 new tasks" in result.out and len(llm.requests) - sent == 13
     assert "no round for long-short gave a usable task" in result.err
-    assert [t["task"] for t in read_jsonl(out)][-3:] == ["Find F.", "Find G.", "Find H."]
+    assert [t["task"] for t in read_jsonl(out)][-4:] == ["Find F.", "Find G.", "Find H.", "Find I."]
+
+
+def test_brainstorm_asks_for_a_tasks_object_in_every_mode(cli, endpoint, llm, workdir):
+    """The schema and the prompt say {"tasks": [...]}: json_object mode forces an object, so a list cannot be asked."""
+    llm.refused_formats = {"json_schema"}
+    result = cli("brainstorm", "--subtype", "short-long", "--rounds", 2, "--concurrency", 1, *endpoint)
+    assert result.status == 0, result.err
+    first, second, third = llm.requests
+    schema = first["response_format"]["json_schema"]["schema"]
+    assert schema["type"] == "object" and schema["required"] == ["tasks"]
+    assert schema["properties"]["tasks"] == {"type": "array", "items": {"type": "string"}}
+    assert [r["response_format"]["type"] for r in (second, third)] == ["json_object"] * 2
+    assert all('{"tasks": [' in r["messages"][-1]["content"] for r in llm.requests)
+    assert len(read_jsonl(workdir / "data/tasks/short-long.jsonl")) == 2 * llm.tasks_per_answer
 
 
 def fake_chat(text, finish_reason="stop"):

@@ -30,7 +30,7 @@ def test_every_template_renders_with_no_placeholder_left(templates):
     for subtype in SUBTYPES:
         prompt = templates.brainstorm[subtype].render({"num_tasks": "20"})
         assert PLACEHOLDER.findall(prompt) == []
-        assert "20" in prompt and "JSON list" in prompt
+        assert "20" in prompt and "JSON object" in prompt and '{"tasks": [' in prompt
 
 
 @pytest.mark.parametrize("kind", list(KINDS))

@@ -11,8 +11,9 @@ _STRICT_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F]'
 
 def tighten(schema: Any, max_items: int = 0) -> Any:
     """A copy of a JSON schema that also says what validation demands anyway: strings are not empty,
-    lists have at least one item and, when max_items is given, at most that many (a small model
-    asked for 20 tasks may go on listing until it is cut off)."""
+    lists (at any depth: the list inside {"tasks": [...]} too) have at least one item and, when
+    max_items is given, at most that many (a small model asked for 20 tasks may go on listing until
+    it is cut off)."""
     if isinstance(schema, list):
         return [tighten(item, max_items) for item in schema]
     if not isinstance(schema, dict):
@@ -28,6 +29,21 @@ def tighten(schema: Any, max_items: int = 0) -> Any:
         if max_items:
             node.setdefault("maxItems", max_items)
     return node
+
+
+def holds_list(schema: Any) -> bool:
+    """Whether an answer of this schema holds a list: a list itself, or an object with a list
+    somewhere among its properties (the brainstorm's {"tasks": [...]})."""
+    if isinstance(schema, list):
+        return any(holds_list(item) for item in schema)
+    if not isinstance(schema, dict):
+        return False
+    if schema.get("type") == "array":
+        return True
+    properties = schema.get("properties")
+    nested = list(properties.values()) if isinstance(properties, dict) else []
+    nested += [schema[key] for key in ("anyOf", "oneOf", "allOf") if key in schema]
+    return any(holds_list(item) for item in nested)
 
 
 def schema_grammar(schema: dict[str, Any], max_items: int = 0) -> bytes:

@@ -25,8 +25,8 @@ What makes it fast on a small CPU (what it achieves is measured in bench/RESULTS
   (less so than with a repeat penalty, or with DRY allowing shorter repeats).
 - An answer caught in a loop all the same (its last 20 tokens there for the 4th time) is cut off at once
   (finish_reason "length", rejected as truncated, as it would have been at max_tokens), and
-  [local.max_tokens] caps each kind tighter than [llm.max_tokens]. A list answer (the brainstorm)
-  is not cut: its grammar closes it after max_list_items items.
+  [local.max_tokens] caps each kind tighter than [llm.max_tokens]. An answer holding a list (the
+  brainstorm's {"tasks": [...]}) is not cut: its grammar closes the list after max_list_items items.
 
 The prompt is wrapped in the model's own chat template (tokenizer.chat_template in the GGUF),
 rendered by llama_cpp's Jinja2ChatFormatter, as create_chat_completion would. Each request gets its
@@ -56,7 +56,7 @@ except ImportError:  # pragma: no cover
 
 from synthgen.errors import BadInput
 from synthgen.llm.base import Completion, RequestFailed, Usage
-from synthgen.llm.grammar import schema_grammar
+from synthgen.llm.grammar import holds_list, schema_grammar
 from synthgen.llm.model_file import INSTALL_HINT, ModelFile
 from synthgen.llm.threads import ThreadTuner, cpu_count
 
@@ -87,7 +87,7 @@ class LocalSettings:
     dry_multiplier: float = 0.8
     dry_base: float = 1.75
     dry_allowed_length: int = 5
-    # At most this many items in a JSON list answer (0: no limit).
+    # At most this many items in a JSON list of an answer, such as {"tasks": [...]} (0: no limit).
     max_list_items: int = 0
     # Caps on the answer's tokens by schema name (a kind, or "task_list" for the brainstorm).
     max_tokens: dict[str, int] = field(default_factory=dict)
@@ -673,9 +673,10 @@ class LocalLlamaClient:
             max_tokens=self.max_tokens_for(max_tokens, schema_name),
             grammar=grammar,
             seed=self._job_seed(prompt),
-            # A list answer (the brainstorm) is bounded by max_list_items instead: the items before a
-            # repeat are still good, and the repeats are duplicates the caller drops.
-            cut_loops=not (schema and schema.get("type") == "array" and self.settings.max_list_items),
+            # An answer holding a list (the brainstorm's {"tasks": [...]}) is bounded by max_list_items
+            # instead: the items before a repeat are still good, and the repeats are duplicates the
+            # caller drops.
+            cut_loops=not (schema and holds_list(schema) and self.settings.max_list_items),
             temperature=self._temperature,
             top_p=self._top_p,
             settings=self.settings,
