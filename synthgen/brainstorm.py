@@ -24,7 +24,8 @@ def task_strings(value: Any, max_chars: int) -> list[str]:
     another key, a bare list, or an object whose values are all strings ({"Task 1": "...", ...}:
     what a model asked for a list writes when the server forces an object).
 
-    White space is normalised; non-strings, empty and absurdly long items are dropped.
+    White space is normalised; non-strings, single words (a task is a sentence: {"question": "what"}
+    is not two tasks) and absurdly long items are dropped.
     """
     if isinstance(value, dict):
         lists = [v for v in value.values() if isinstance(v, list)]
@@ -39,7 +40,7 @@ def task_strings(value: Any, max_chars: int) -> list[str]:
     if not isinstance(value, list):
         return []
     tasks = (" ".join(item.split()) for item in value if isinstance(item, str))
-    return [task for task in tasks if task and len(task) <= max_chars]
+    return [task for task in tasks if len(task.split()) >= 2 and len(task) <= max_chars]
 
 
 @dataclass

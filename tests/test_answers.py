@@ -95,13 +95,14 @@ def test_a_cut_off_brainstorm_answer_keeps_its_complete_tasks(text, kept):
 @pytest.mark.parametrize(
     "value,tasks",
     [
-        ({"tasks": ["A", " B\n"]}, ["A", "B"]),
-        (["A", "B"], ["A", "B"]),
-        ({"list": ["A", "B"]}, ["A", "B"]),
-        ({"tasks": ["A"], "examples": ["B"]}, ["A"]),
-        ({"Task 1": "A", "Task 2": "B"}, ["A", "B"]),
-        ({"Task 1": "A", "count": 2}, []),
-        ({"one": ["A"], "two": ["B"]}, []),
+        ({"tasks": ["Find A.", " Find\n B. "]}, ["Find A.", "Find B."]),
+        (["Find A.", "Find B."], ["Find A.", "Find B."]),
+        ({"list": ["Find A.", "Find B."]}, ["Find A.", "Find B."]),
+        ({"tasks": ["Find A."], "examples": ["Find B."]}, ["Find A."]),
+        ({"Task 1": "Find A.", "Task 2": "Find B."}, ["Find A.", "Find B."]),
+        ({"question": "what", "answer": "that"}, []),  # single words are not tasks
+        ({"Task 1": "Find A.", "count": 2}, []),
+        ({"one": ["Find A."], "two": ["Find B."]}, []),
         ({}, []),
         ("A", []),
     ],

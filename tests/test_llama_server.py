@@ -14,13 +14,14 @@ import time
 import urllib.error
 import urllib.request
 
+import msgspec
 import pytest
 
 pytest.importorskip("llama_cpp.server.app", reason="needs llama_cpp.server: pip install 'synthgen[server]'")
 
 from synthgen.kinds import KINDS, SUBTYPES  # noqa: E402
 from synthgen.llm import model_file as mf  # noqa: E402
-from synthgen.schemas import Example  # noqa: E402
+from synthgen.store import Example  # noqa: E402
 
 MODEL = "qwen-local"  # the alias the server answers to
 READY_TIMEOUT = 180.0  # seconds for the server to load the model and answer /v1/models
@@ -132,7 +133,7 @@ def test_brainstorm_and_every_kind_on_llama_cpp_server(llama_server, cli, workdi
         assert result.status == 0, result.err
         [example] = [json.loads(line) for line in (out / "examples.jsonl").read_text().splitlines()]
         assert example["kind"] == kind and example["model"] == MODEL
-        Example.model_validate(example)
+        msgspec.convert(example, Example)
         KINDS[kind].answer.model_validate(example["raw"])
         manifest = json.loads((out / "manifest.json").read_text())
         assert manifest["backend"] == "openai" and manifest["valid"] == 1
