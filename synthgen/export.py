@@ -34,10 +34,10 @@ import msgspec
 
 from synthgen.config import parse_weights
 from synthgen.errors import BadInput
+from synthgen.names import EXPORT_FORMATS as FORMATS
 from synthgen.records import ReadCounts, example_files, read_examples, source_of
 
 INSTRUCTION_TEMPLATE = "Instruct: {task}\nQuery: {query}"
-FORMATS = ("e5", "sentence-transformers", "flagembedding", "medi")
 
 # Reasons an example is left out.
 NO_NEGATIVE = "no negative"

@@ -30,8 +30,8 @@ from tqdm import tqdm
 
 from synthgen.errors import BadInput
 from synthgen.kinds import KINDS
+from synthgen.names import IMPORT_FORMATS
 
-IMPORT_FORMATS = ("pairs", "beir", "medi", "flagembedding")
 IMPORTED_MODEL = "imported"
 DEFAULT_KIND = "short-long"
 DEFAULT_LANGUAGE = "unknown"
