@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from synthgen.errors import BadInput
-from synthgen.generate import MANIFEST, REJECTS
-from synthgen.jsonl import read_records
+from synthgen.names import MANIFEST, REJECTS
 from synthgen.records import ReadCounts, example_files, read_examples, source_of, task_of
 
 FIELDS = ("query", "positive", "negative")
@@ -228,6 +227,8 @@ def run_report(folders: list[Path]) -> dict[str, Any]:
             prompt_tokens += int(manifest.get("prompt_tokens") or 0)
             completion_tokens += int(manifest.get("completion_tokens") or 0)
         elif (folder / REJECTS).is_file():
+            from synthgen.jsonl import read_records  # here: jsonlines (and attrs) cost 50 ms, needed only now
+
             rejects_files += 1
             for record in read_records(folder / REJECTS):
                 reason = record.get("reason") if isinstance(record, dict) else None
