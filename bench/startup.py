@@ -8,9 +8,10 @@ written on the warm-up run (into a temporary PYTHONPYCACHEPREFIX, even under PYT
 and read on the timed ones, as an installed package's are. With
 --baseline REV the same commands also run against REV's synthgen package (extracted with
 `git archive` into a temporary folder), taking turns with this checkout's run by run, so that a
-machine slowing down during the call moves both alike. The small file is 100 stored examples
-(design.md §3), written by this script. It prints a table and rewrites the "Start-up" section of
-bench/RESULTS.md, keeping the other sections.
+machine slowing down during the call moves both alike. A last row times `import typer,
+typer._adapters` alone: the floor under any command that takes a value, which Typer coerces with
+pydantic. The small file is 100 stored examples (design.md §3), written by this script. It prints a
+table and rewrites the "Start-up" section of bench/RESULTS.md, keeping the other sections.
 
     python bench/startup.py                      # this checkout only
     python bench/startup.py --baseline 6992cbc   # and before the lazy imports, for comparison
@@ -18,6 +19,7 @@ bench/RESULTS.md, keeping the other sections.
 
 import argparse
 import datetime
+import itertools
 import json
 import os
 import platform
@@ -34,6 +36,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "RESULTS.md"
 SECTION = "Start-up"
+FLOOR = "floor: import typer, typer._adapters"
 KINDS = ("short-long", "long-short", "short-short", "long-long", "sts", "bitext")
 NO_NEGATIVE = ("short-short", "long-long")
 
@@ -73,18 +76,18 @@ def extract(rev: str, into: Path) -> Path:
 
 
 def once(source: Path, args: list[str], work: Path, label: str) -> tuple[float, float]:
-    """Wall and CPU seconds of one `python -m synthgen ARGS` with SOURCE's package, run in WORK."""
+    """Wall and CPU seconds of one `python ARGS` with SOURCE's package, run in WORK."""
     env = {**os.environ, "PYTHONPATH": str(source), "PYTHONPYCACHEPREFIX": str(work / "pycache" / label)}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     # cwd: `python -m` puts the working folder first on sys.path, ahead of PYTHONPATH.
-    done = subprocess.run([sys.executable, "-m", "synthgen", *args], env=env, cwd=work,
+    done = subprocess.run([sys.executable, *args], env=env, cwd=work,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
     seconds = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
-        raise SystemExit(f"synthgen {' '.join(args)} failed ({done.returncode}) with {source}:\n{done.stderr}")
+        raise SystemExit(f"python {' '.join(args)} failed ({done.returncode}) with {source}:\n{done.stderr}")
     return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
@@ -118,6 +121,10 @@ def write_section(text: str) -> None:
     parts = re.split(r"(?m)^(?=## )", existing)
     head, body = parts[0], {p.splitlines()[0][3:].strip(): p for p in parts[1:]}
     body[SECTION] = f"## {SECTION}\n\n{text.strip()}\n\n"
+    titles = list(body)
+    for before, title in itertools.pairwise(titles):  # a blank line above ours, whatever the one above ends with
+        if title == SECTION:
+            body[before] = body[before].rstrip("\n") + "\n\n"
     RESULTS.write_text(head.rstrip() + "\n\n" + "".join(body.values()).rstrip() + "\n")
 
 
@@ -133,19 +140,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         small = write_examples(work / "examples.jsonl")
-        commands = {"synthgen --help": ["--help"], f"synthgen stats <{small.name}, 100 examples>": ["stats", str(small)]}
+        commands = {"synthgen --help": ["-m", "synthgen", "--help"],
+                    f"synthgen stats <{small.name}, 100 examples>": ["-m", "synthgen", "stats", str(small)]}
         head = git("rev-parse", "--short", "HEAD") + (" + changes" if git("status", "--porcelain", "synthgen") else "")
         sources: dict[str, Path] = {f"this checkout ({head})": ROOT}
         if args.baseline:
             rev = git("rev-parse", "--short", args.baseline)
             sources = {f"before ({rev})": extract(rev, work / "baseline"), **sources}
-        times: dict[tuple[str, str], list[tuple[float, float]]] = {(c, s): [] for c in commands for s in sources}
-        for command, argv in commands.items():
-            for label, source in sources.items():  # warm-up: the disk cache and .pyc files
-                once(source, argv, work, label)
-            for _ in range(args.runs):
-                for label, source in sources.items():  # taking turns: drift moves both alike
-                    times[command, label].append(once(source, argv, work, label))
+        jobs = [(command, label, source, argv) for command, argv in commands.items() for label, source in sources.items()]
+        # The floor of any command with a parameter: Typer imports pydantic to coerce every value but a flag.
+        jobs.append((FLOOR, "python, typer, pydantic", ROOT, ["-c", "import typer, typer._adapters"]))
+        times: dict[tuple[str, str], list[tuple[float, float]]] = {(command, label): [] for command, label, _, _ in jobs}
+        for command, label, source, argv in jobs:  # warm-up: the disk cache and .pyc files
+            once(source, argv, work, label)
+        for _ in range(args.runs):
+            for command, label, source, argv in jobs:  # taking turns: drift moves all alike
+                times[command, label].append(once(source, argv, work, label))
     rows = []
     for (command, label), runs in times.items():
         wall, cpu = [w for w, _ in runs], [c for _, c in runs]
@@ -162,7 +172,9 @@ def main() -> None:
     text = (f"{datetime.date.today().isoformat()}, {machine()}\n\n{table}\n\n"
             f"Whole processes (`python -m synthgen ...`), {args.runs} runs each after one warm-up (which writes "
             f"the .pyc files), taking turns; CPU is user + system. `{invocation}`. The small file is 100 "
-            f"stored examples of the six kinds. Load average before and after: {load_before} / {load()}.")
+            f"stored examples of the six kinds. The floor is what Python and Typer cost before synthgen does "
+            f"anything: Typer imports pydantic (typer._adapters) to coerce every parameter but a flag, so stats "
+            f"pays it and --help does not. Load average before and after: {load_before} / {load()}.")
     if not args.no_write:
         write_section(text)
         print(f"wrote the {SECTION!r} section of {RESULTS}")
