@@ -6,7 +6,6 @@ from typing import Optional
 from synthgen.config import Config
 from synthgen.errors import BadInput
 from synthgen.llm import LLMClient
-from synthgen.llm.openai_client import OpenAICompatibleClient
 
 # The brainstorm's schema name (brainstorm.py); the local caps are keyed by kind or "brainstorm".
 BRAINSTORM_SCHEMA = "task_list"
@@ -32,6 +31,9 @@ def choose(config: Config) -> str:
 def open_backend(config: Config) -> Backend:
     llm = config.llm
     if choose(config) == "openai":
+        # Imported here: the openai package takes most of a second to import.
+        from synthgen.llm.openai_client import OpenAICompatibleClient
+
         client = OpenAICompatibleClient(
             model=llm.model,
             base_url=llm.base_url,

@@ -1,6 +1,5 @@
 """The command line: one thin function per command; the work is in the stages."""
 
-import asyncio
 import enum
 import functools
 import math
@@ -8,28 +7,26 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from synthgen import __version__
-from synthgen.brainstorm import brainstorm_subtypes
-from synthgen.config import MAX_EXAMPLES, MAX_REQUESTS, Config, load_config, parse_weights
-from synthgen.dedup import dedup as dedup_files
 from synthgen.errors import BadInput, Interrupted, RunStopped
-from synthgen.llm.base import StopRun
-from synthgen.store import EXAMPLES_NAME
-from synthgen.export import FORMATS as EXPORT_FORMATS
-from synthgen.generate import generate as run_generation
-from synthgen.importers import IMPORT_FORMATS
 from synthgen.instructions import QUERY_TEMPLATE, check_template
-from synthgen.kinds import SUBTYPES
+from synthgen.llm.base import StopRun
+from synthgen.names import EXPORT_FORMATS, IMPORT_FORMATS, MAX_EXAMPLES, MAX_REQUESTS, SUBTYPES
 from synthgen.resources import resource_dir
+from synthgen.store import EXAMPLES_NAME
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
+
+# The stages are imported inside their commands: `synthgen --help` must not pay for openai & co.
+if TYPE_CHECKING:
+    from synthgen.config import Config
 
 app = typer.Typer(
     add_completion=False,
@@ -112,8 +109,10 @@ def _root(
         raise typer.Exit()
 
 
-def settings(config_file: Optional[Path], **flags: Any) -> Config:
+def settings(config_file: Optional[Path], **flags: Any) -> "Config":
     """Load the config with the flags on top; a flag left unset is None and changes nothing."""
+    from synthgen.config import load_config, parse_weights
+
     llm = {k: flags.pop(k) for k in ("base_url", "model", "api_key") if k in flags}
     for name in ("rpm", "tpm"):
         llm[name] = flags.pop(name, None)
@@ -151,6 +150,10 @@ def brainstorm(
     quiet: Quiet = False,
 ) -> None:
     """Stage 1: brainstorm task definitions for the asymmetric subtypes."""
+    import asyncio
+
+    from synthgen.brainstorm import brainstorm_subtypes
+
     if out is not None and subtype is None:
         raise BadInput("--out needs --subtype: one file holds one subtype's tasks")
     cfg = settings(config, base_url=base_url, model=model, api_key=api_key, backend=backend,
@@ -189,6 +192,10 @@ def generate(
     quiet: Quiet = False,
 ) -> None:
     """Stage 2: generate N valid examples into the run folder OUT (resumes an interrupted run)."""
+    import asyncio
+
+    from synthgen.generate import generate as run_generation
+
     cfg = settings(config, base_url=base_url, model=model, api_key=api_key, backend=backend,
                    model_path=model_path, concurrency=concurrency, rpm=rpm, tpm=tpm, seed=seed, out=out, tasks=tasks, kinds=kinds, languages=languages)
     folder = Path(cfg.generate.out)
@@ -214,6 +221,8 @@ def dedup(
     quiet: Quiet = False,
 ) -> None:
     """Remove exact duplicates, keeping the first occurrence."""
+    from synthgen.dedup import dedup as dedup_files
+
     result = dedup_files(paths, out, key.value, show_progress=not quiet)
     skipped = f", {result.not_examples} not examples" if result.not_examples else ""
     typer.echo(f"read {result.read} lines from {result.files} files: kept {result.kept}, removed {result.removed}, "

@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 
 from synthgen.errors import BadInput
+from synthgen.names import MAX_CAP_FACTOR
 from synthgen.kinds import KINDS, SOURCE_LANGUAGE
 from synthgen.resources import resource_dir
 
@@ -26,13 +27,6 @@ else:  # pragma: no cover
 # the default's other entries would silently keep sampling them.
 REPLACED_TABLES = ("kinds", "languages")
 
-# The largest run: twenty times the paper's 500k examples, over 10 GB of examples, and a resume
-# holds every finished index and example digest in memory. A larger N is most likely a typo and is
-# refused; a larger dataset is several runs with other seeds.
-MAX_EXAMPLES = 10_000_000
-# Requests per example at most: generate.request_cap_factor, and an explicit --max-requests.
-MAX_CAP_FACTOR = 10
-MAX_REQUESTS = MAX_EXAMPLES * MAX_CAP_FACTOR
 
 # Environment variables and where they go.
 ENVIRONMENT = {

@@ -34,9 +34,9 @@ from synthgen.config import parse_weights
 from synthgen.errors import BadInput
 from synthgen.files import AtomicFile
 from synthgen.store import Example, ReadCounts, example_files, hold_output, read_examples, source_of
+from synthgen.names import EXPORT_FORMATS as FORMATS
 
 INSTRUCTION_TEMPLATE = "Instruct: {task}\nQuery: {query}"
-FORMATS = ("e5", "sentence-transformers", "flagembedding", "medi")
 
 # Reasons an example is left out.
 NO_NEGATIVE = "no negative"

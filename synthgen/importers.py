@@ -26,8 +26,8 @@ from synthgen.errors import BadInput
 from synthgen.files import atomic_output
 from synthgen.kinds import KINDS
 from synthgen.store import Example, encode, hold_output
+from synthgen.names import IMPORT_FORMATS
 
-IMPORT_FORMATS = ("pairs", "beir", "medi", "flagembedding")
 IMPORTED_MODEL = "imported"
 DEFAULT_KIND = "short-long"
 DEFAULT_LANGUAGE = "unknown"

@@ -11,7 +11,8 @@ import shutil
 import pytest
 
 from conftest import read_jsonl
-from synthgen.config import MAX_EXAMPLES, MAX_REQUESTS, load_config
+from synthgen.config import load_config
+from synthgen.names import MAX_EXAMPLES, MAX_REQUESTS
 from synthgen.errors import BadInput
 from synthgen.prompts import PromptError, Templates
 from synthgen.resources import resource_dir
