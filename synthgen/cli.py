@@ -113,7 +113,7 @@ def settings(config_file: Optional[Path], **flags: Any) -> "Config":
     """Load the config with the flags on top; a flag left unset is None and changes nothing."""
     from synthgen.config import load_config, parse_weights
 
-    llm = {k: flags.pop(k) for k in ("base_url", "model", "api_key") if k in flags}
+    llm: dict[str, Any] = {k: flags.pop(k) for k in ("base_url", "model", "api_key") if k in flags}
     for name in ("rpm", "tpm"):
         llm[name] = flags.pop(name, None)
     model_path = flags.pop("model_path", None)
@@ -271,7 +271,8 @@ def stats(
     """Counts, lengths, prompt adherence, tasks, rejects and tokens of a dataset."""
     import json
 
-    from synthgen.stats import render, stats as dataset_stats
+    from synthgen.stats import render
+    from synthgen.stats import stats as dataset_stats
 
     report = dataset_stats(paths, show_progress=not quiet and not json_out)
     typer.echo(json.dumps(report, ensure_ascii=False, indent=2) if json_out else render(report).rstrip("\n"))

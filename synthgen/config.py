@@ -11,11 +11,20 @@ from pathlib import Path
 from typing import Any, Literal, Mapping, Optional, Union
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from synthgen.errors import BadInput
-from synthgen.names import MAX_CAP_FACTOR
 from synthgen.kinds import KINDS, SOURCE_LANGUAGE
+from synthgen.names import MAX_CAP_FACTOR
 from synthgen.resources import resource_dir
 
 if sys.version_info >= (3, 11):

@@ -76,8 +76,10 @@ def table_rows(path: Path, delimiter: str, header: bool, progress: bool = False)
 
     with f, _bar(path, progress) as bar:
         # TSV files (MS MARCO and the like) hold quotes in their text: no quoting there.
-        quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-        reader = csv.reader(counted(f), delimiter=delimiter, quoting=quoting)
+        if delimiter == "\t":
+            reader = csv.reader(counted(f), delimiter=delimiter, quoting=csv.QUOTE_NONE)
+        else:
+            reader = csv.reader(counted(f), delimiter=delimiter, quoting=csv.QUOTE_MINIMAL)
         names: Optional[list[str]] = None
         try:
             for values in reader:

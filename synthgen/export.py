@@ -33,8 +33,8 @@ import msgspec
 from synthgen.config import parse_weights
 from synthgen.errors import BadInput
 from synthgen.files import AtomicFile
-from synthgen.store import Example, ReadCounts, example_files, hold_output, read_examples, source_of
 from synthgen.names import EXPORT_FORMATS as FORMATS
+from synthgen.store import Example, ReadCounts, example_files, hold_output, read_examples, source_of
 
 INSTRUCTION_TEMPLATE = "Instruct: {task}\nQuery: {query}"
 

@@ -24,7 +24,18 @@ from synthgen.progress import Progress
 from synthgen.prompts import Templates
 from synthgen.sampling import PlanItem, Planner
 from synthgen.schemas import answer_schema
-from synthgen.store import Example, Manifest, Reject, RunFolder, RunState, Usage, example_digest, task_file, tasks_folder
+from synthgen.store import (
+    Example,
+    Manifest,
+    Reject,
+    RunFolder,
+    RunState,
+    Usage,
+    example_digest,
+    task_file,
+    tasks_folder,
+)
+
 
 def fingerprint_parts(config: Config, templates: Templates, tasks: dict[str, list[str]]) -> dict[str, str]:
     """Digests of everything that decides a run's prompts and answers, named for the user."""

@@ -25,8 +25,8 @@ from synthgen.datafiles import json_object, json_rows, table_rows, where
 from synthgen.errors import BadInput
 from synthgen.files import atomic_output
 from synthgen.kinds import KINDS
-from synthgen.store import Example, encode, hold_output
 from synthgen.names import IMPORT_FORMATS
+from synthgen.store import Example, encode, hold_output
 
 IMPORTED_MODEL = "imported"
 DEFAULT_KIND = "short-long"
@@ -102,7 +102,9 @@ def read_pairs(path: Path, fields: Fields, header: bool = True, progress: bool =
         negative = row.get(negative_field)
         if negative is not None and not isinstance(negative, str):
             raise BadInput(f"{where(path, number)}: the negative field {negative_field!r} is not text")
-        yield Pair(texts["query"], texts["positive"], _text(negative), row, line=number)
+        query, positive = texts["query"], texts["positive"]
+        assert query is not None and positive is not None  # checked above
+        yield Pair(query, positive, _text(negative), row, line=number)
 
 
 # -- BEIR --------------------------------------------------------------------------------------

@@ -266,7 +266,8 @@ def generate_benchmark(out: Path, lengths: list[int], queries: int, candidates: 
                    "against the whole corpus solves a harder task.",
         "metric": "top-1 accuracy: the share of queries whose right document ranks first",
     }
-    summary = {**common, "folders": {}}
+    folders: dict[str, str] = {}
+    summary = {**common, "folders": folders}
     bar = tqdm(lengths, desc="passkey", unit="length", disable=None if show_progress else True)
     for length in bar:
         bar.set_postfix_str(f"length={length}")
@@ -274,7 +275,7 @@ def generate_benchmark(out: Path, lengths: list[int], queries: int, candidates: 
         checked = check_lengths(data, counter)
         folder = length_folder(out, length)
         write_length(folder, data, {**common, "checked_whole": checked})
-        summary["folders"][str(length)] = str(folder.relative_to(out))
+        folders[str(length)] = str(folder.relative_to(out))
     bar.close()
     out.mkdir(parents=True, exist_ok=True)
     (out / "passkey.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from synthgen.errors import BadInput
-from synthgen.kinds import KINDS
 from synthgen.files import AtomicFile, write_atomic
+from synthgen.kinds import KINDS
 from synthgen.store import Example, ReadCounts, example_files, hold_output, read_example_lines
 
 TRAIN, TEST = "train.jsonl", "test.jsonl"

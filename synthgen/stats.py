@@ -21,8 +21,18 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from synthgen.errors import BadInput
-from synthgen.store import (MANIFEST_NAME, REJECTS_NAME, TEXT_FIELDS, Example, ReadCounts, example_files,
-                            read_examples, reject_reasons, run_files_beside, source_of)
+from synthgen.store import (
+    MANIFEST_NAME,
+    REJECTS_NAME,
+    TEXT_FIELDS,
+    Example,
+    ReadCounts,
+    example_files,
+    read_examples,
+    reject_reasons,
+    run_files_beside,
+    source_of,
+)
 from synthgen.tables import cell, table
 
 FIELDS = TEXT_FIELDS

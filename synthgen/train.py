@@ -25,9 +25,9 @@ from tqdm import tqdm
 
 from synthgen import __version__
 from synthgen.errors import BadInput
+from synthgen.export import ExportedRow
 from synthgen.instructions import QUERY_TEMPLATE, check_template, query_text
 from synthgen.models import DEFAULT_EMBEDDING_MODEL, INSTALL_HINT, default_embedding_model_path
-from synthgen.export import ExportedRow
 from synthgen.store import decode_example, example_files
 
 CONFIG_NAME = "synthgen-train.json"
@@ -142,7 +142,8 @@ def make_batches(rows: list[Row], batch_size: int, rng: random.Random) -> list[l
         rng.shuffle(group)
         remaining = dict.fromkeys(range(len(group)))
         while remaining:
-            batch, seen = [], set()
+            batch: list[int] = []
+            seen: set[str] = set()
             for i in remaining:
                 texts = group[i].texts()
                 if seen & texts:
@@ -183,13 +184,14 @@ def train(paths: list[Path], base_model: Optional[str], out: Path, options: Trai
     try:
         import torch
         import transformers
-        from sentence_transformers import SentenceTransformer, __version__ as st_version
+        from sentence_transformers import SentenceTransformer
+        from sentence_transformers import __version__ as st_version
     except ImportError:
         raise BadInput(f"synthgen train needs the train extra: {INSTALL_HINT}") from None
     try:  # sentence-transformers 6 moved the losses; 3 to 5 have them here only
         from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     except ImportError:
-        from sentence_transformers.losses import MultipleNegativesRankingLoss
+        from sentence_transformers.losses import MultipleNegativesRankingLoss  # type: ignore[no-redef]
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise BadInput(f"{out} is not empty: choose another --out, or --overwrite")
     loaded = load_rows(paths, options.query_template)

@@ -269,7 +269,7 @@ class _Engine:
         self.model: Any = None
         self.ctx: Any = None
         self.load_error: Optional[BaseException] = None
-        self.stats: collections.Counter = collections.Counter()
+        self.stats: collections.Counter = collections.Counter()  # counts, and seconds summed as floats
         self._queue: collections.deque[_Job] = collections.deque()
         self._cv = threading.Condition()
         self._thread: Optional[threading.Thread] = None
@@ -514,18 +514,18 @@ class _Engine:
         if budget == self.settings.n_batch - answering:  # no prompt in this batch: answer tokens only
             stats["answer_steps"] += 1
             stats["answer_step_tokens"] += n
-            stats["answer_step_seconds"] += spent
+            stats["answer_step_seconds"] += spent  # type: ignore[assignment]
             stats[f"answer_steps_on_{self.tuner.threads}_threads"] += 1
             threads = self.tuner.record(spent, n)
             if threads is not None:
                 self.lib.llama_set_n_threads(self.ctx.ctx, threads, threads)
         else:
-            stats["prompt_step_seconds"] += spent
+            stats["prompt_step_seconds"] += spent  # type: ignore[assignment]
         began = time.perf_counter()
         for seq, index in outputs:
             token = seq.sampler.sample(self.ctx.ctx, index)
             self._accept(seq, token, active)
-        stats["sample_seconds"] += time.perf_counter() - began
+        stats["sample_seconds"] += time.perf_counter() - began  # type: ignore[assignment]
 
     def _accept(self, seq: _Sequence, token: int, active: list[_Sequence]) -> None:
         lib = self.lib
