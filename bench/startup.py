@@ -19,11 +19,8 @@ table and rewrites the "Start-up" section of bench/RESULTS.md, keeping the other
 
 import argparse
 import datetime
-import itertools
 import json
 import os
-import platform
-import re
 import resource
 import subprocess
 import sys
@@ -31,6 +28,8 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
+
+from run import machine, write_sections  # bench/run.py: the same machine line and RESULTS.md sections
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -97,35 +96,9 @@ def median(values: list[float]) -> float:
     return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, {platform.system()}"
-
-
 def load() -> str:
     """The 1-minute load average: above the core count, other work was competing for the CPU."""
     return f"{os.getloadavg()[0]:.1f}"
-
-
-def write_section(text: str) -> None:
-    """Replace the "Start-up" section of RESULTS.md, keeping the others (bench/run.py and others write them)."""
-    existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    parts = re.split(r"(?m)^(?=## )", existing)
-    head, body = parts[0], {p.splitlines()[0][3:].strip(): p for p in parts[1:]}
-    body[SECTION] = f"## {SECTION}\n\n{text.strip()}\n\n"
-    titles = list(body)
-    for before, title in itertools.pairwise(titles):  # a blank line above ours, whatever the one above ends with
-        if title == SECTION:
-            body[before] = body[before].rstrip("\n") + "\n\n"
-    RESULTS.write_text(head.rstrip() + "\n\n" + "".join(body.values()).rstrip() + "\n")
 
 
 def main() -> None:
@@ -176,7 +149,7 @@ def main() -> None:
             f"anything: Typer imports pydantic (typer._adapters) to coerce every parameter but a flag, so stats "
             f"pays it and --help does not. Load average before and after: {load_before} / {load()}.")
     if not args.no_write:
-        write_section(text)
+        write_sections({SECTION: text})
         print(f"wrote the {SECTION!r} section of {RESULTS}")
 
 
