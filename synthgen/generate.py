@@ -133,7 +133,8 @@ class Generation:
             ticker.cancel()
             self.examples.close()
             self.rejects.close()
-            writer.write(self.manifest({"capped": "stopped"}.get(self.dispatcher.outcome, self.dispatcher.outcome)))
+            outcome = self.dispatcher.outcome
+            writer.write(self.manifest("stopped" if outcome == "capped" else outcome))  # capped: stopped short of N
         return self.dispatcher.outcome
 
     async def _request(self, index: int) -> bool:
