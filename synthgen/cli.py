@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from synthgen import __version__
+from synthgen.console import one_line
 from synthgen.errors import BadInput, Interrupted, RunStopped
 from synthgen.instructions import QUERY_TEMPLATE, check_template
 from synthgen.llm.base import StopRun
@@ -464,7 +465,7 @@ def resume_command() -> str:
 
 
 def _fail(message: str, status: int) -> None:
-    print(f"synthgen: {' '.join(message.split())}", file=sys.stderr)
+    print(one_line(message), file=sys.stderr)
     sys.exit(status)
 
 

@@ -7,6 +7,6 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def fail(message: str) -> str:
+def one_line(message: str) -> str:
     """A message folded to one line, as every error is shown: `synthgen: <message>`."""
     return f"synthgen: {' '.join(message.split())}"

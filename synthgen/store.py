@@ -140,8 +140,6 @@ class _Indexed(msgspec.Struct):
     usage: Optional[Usage] = None
 
 
-Record = Union[Example, Reject, Task]
-
 _encode = msgspec.json.Encoder().encode
 _example_decoder = msgspec.json.Decoder(Example)
 _key_decoder = msgspec.json.Decoder(ExampleKey)
@@ -162,11 +160,6 @@ def decode_example(line: bytes) -> Example:
 
 def decode_key(line: bytes) -> ExampleKey:
     return _key_decoder.decode(line)
-
-
-def to_builtins(record: Any) -> Any:
-    """A record as plain dicts and lists (for JSON output and for tests)."""
-    return msgspec.to_builtins(record)
 
 
 def manifest_json(manifest: Manifest) -> bytes:
