@@ -1,6 +1,13 @@
-"""The deterministic plan: example i's kind, task, placeholders and language from (seed, i) alone."""
+"""The deterministic plan: example i's kind, task, placeholders and language from (seed, i) and the
+task files' content alone.
+
+Tasks are dealt, not drawn: the j-th example of a kind gets the (j mod T)-th task of a seeded
+shuffle of its T tasks, a new shuffle for each pass through them, so every task is used about
+equally (at most one more time than any other) and a run of N examples uses min(N, T) of them.
+"""
 
 import random
+from array import array
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import Mapping, Sequence
@@ -18,7 +25,7 @@ class PlanItem:
     placeholders: dict[str, str]
 
 
-class _Weighted:
+class Weighted:
     """Names with cumulative weights, for random.choices."""
 
     def __init__(self, weights: Mapping[str, float]):
@@ -30,11 +37,16 @@ class _Weighted:
         return rng.choices(self.names, cum_weights=self.cumulative)[0]
 
 
+# Changes whenever the same (seed, i, config, tasks) would give another plan item, so that a run
+# planned otherwise is not resumed. 2: tasks dealt evenly (1 drew each at random).
+PLAN_VERSION = "2"
+
+
 class Planner:
     def __init__(self, config: Config, tasks: Mapping[str, Sequence[str]]):
         self.seed = config.generate.seed
-        self._kinds = _Weighted(config.active_kinds())
-        self._languages = _Weighted(config.languages)
+        self._kinds = Weighted(config.active_kinds())
+        self._languages = Weighted(config.languages)
         self._tasks = {kind: list(items) for kind, items in tasks.items()}
         self._values = {
             name: {p: config.value_set(name, p) for p in kind.value_sets} for name, kind in KINDS.items()
@@ -46,15 +58,53 @@ class Planner:
         # weight: a small trial run shows every kind, and a large one barely differs from the weights.
         self._opening = list(self._kinds.names)
         random.Random(f"synthgen:{self.seed}:opening").shuffle(self._opening)
+        # Index i's kind (its place in self._kinds.names) and how many indices before i have that
+        # kind: filled in order as far as the highest index asked for.
+        self._kind_at = bytearray()
+        self._occurrence = array("Q")
+        self._seen = [0] * len(self._kinds.names)
+        self._dealt: dict[tuple[str, int], list[int]] = {}
+
+    def _rng(self, index: int) -> random.Random:
+        # A string seed is hashed with SHA-512 by random.seed: stable across runs and platforms.
+        return random.Random(f"synthgen:{self.seed}:{index}")
+
+    def _draw_kind(self, index: int, rng: random.Random) -> str:
+        return self._opening[index] if index < len(self._opening) else self._kinds.draw(rng)
+
+    def _extend(self, index: int) -> None:
+        position = {name: i for i, name in enumerate(self._kinds.names)}
+        for i in range(len(self._kind_at), index + 1):
+            k = position[self._draw_kind(i, self._rng(i))]
+            self._kind_at.append(k)
+            self._occurrence.append(self._seen[k])
+            self._seen[k] += 1
+
+    def _deal(self, kind: str, cycle: int) -> list[int]:
+        """The order in which pass `cycle` through a kind's tasks uses them (the last few kept)."""
+        order = self._dealt.get((kind, cycle))
+        if order is None:
+            if len(self._dealt) >= 64:
+                self._dealt.clear()
+            order = list(range(len(self._tasks[kind])))
+            random.Random(f"synthgen:{self.seed}:tasks:{kind}:{cycle}").shuffle(order)
+            self._dealt[(kind, cycle)] = order
+        return order
+
+    def _task(self, kind: str, index: int) -> str:
+        if index >= len(self._kind_at):
+            self._extend(index)
+        tasks = self._tasks[kind]
+        cycle, place = divmod(self._occurrence[index], len(tasks))
+        return tasks[self._deal(kind, cycle)[place]]
 
     def item(self, index: int) -> PlanItem:
-        # A string seed is hashed with SHA-512 by random.seed: stable across runs and platforms.
-        rng = random.Random(f"synthgen:{self.seed}:{index}")
-        kind = KINDS[self._opening[index] if index < len(self._opening) else self._kinds.draw(rng)]
+        rng = self._rng(index)
+        kind = KINDS[self._draw_kind(index, rng)]
         values: dict[str, str] = {}
         for placeholder in kind.placeholders:
             if placeholder == TASK:
-                values[TASK] = rng.choice(self._tasks[kind.name])
+                values[TASK] = self._task(kind.name, index)
             elif placeholder in (LANGUAGE, SOURCE_LANGUAGE):
                 values[placeholder] = self._languages.draw(rng)
             elif placeholder == TARGET_LANGUAGE:

@@ -18,7 +18,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
 from synthgen.errors import BadInput
 from synthgen.store import (
@@ -33,7 +33,9 @@ from synthgen.store import (
     run_files_beside,
     source_of,
 )
+from synthgen.summary import spread, summarise
 from synthgen.tables import cell, table
+from synthgen.tasks import diversity
 
 FIELDS = TEXT_FIELDS
 # Placeholders counted elsewhere: every task is its own value, and language has its own table.
@@ -106,29 +108,6 @@ def _norm(text: Optional[str]) -> str:
 
 def share(part: int, whole: int) -> Optional[float]:
     return round(part / whole, 4) if whole else None
-
-
-def summarise(histogram: collections.Counter) -> Optional[dict[str, Any]]:
-    """n, min, median, p95 (nearest rank) and max of the values a histogram counts."""
-    n = sum(histogram.values())
-    if not n:
-        return None
-    values = sorted(histogram.items())
-
-    def at(rank: int) -> float:  # the rank-th smallest value, from 1
-        seen = 0
-        for value, count in values:
-            seen += count
-            if seen >= rank:
-                return value
-        return values[-1][0]
-
-    median = at((n + 1) // 2) if n % 2 else (at(n // 2) + at(n // 2 + 1)) / 2
-    return {"n": n, "min": values[0][0], "median": median, "p95": at(math.ceil(0.95 * n)), "max": values[-1][0]}
-
-
-def spread(counts: Iterable[int]) -> Optional[dict[str, Any]]:
-    return summarise(collections.Counter(counts))
 
 
 @dataclass
@@ -217,6 +196,7 @@ def run_folders(files: list[Path]) -> list[Path]:
 def run_report(folders: list[Path]) -> dict[str, Any]:
     """Rejected answers by reason and tokens, summed over the runs found beside the input."""
     rejected: collections.Counter = collections.Counter()
+    brainstormed: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     manifests = rejects_files = 0
     valid = prompt_tokens = completion_tokens = 0
     for folder in folders:
@@ -227,6 +207,9 @@ def run_report(folders: list[Path]) -> dict[str, Any]:
             valid += manifest.valid
             prompt_tokens += manifest.prompt_tokens
             completion_tokens += manifest.completion_tokens
+            for subtype, record in ((manifest.brainstorm or {}).get("subtypes") or {}).items():
+                brainstormed[subtype].update({"rounds": record.get("rounds") or 0, "asked": record.get("asked") or 0,
+                                              "new": record.get("new") or 0, "exhausted": bool(record.get("exhausted"))})
         elif rejects is not None:
             rejects_files += 1
             rejected.update(reject_reasons(rejects))
@@ -243,6 +226,8 @@ def run_report(folders: list[Path]) -> dict[str, Any]:
         "tokens_per_valid": per_valid(tokens),
         "prompt_tokens_per_valid": per_valid(prompt_tokens),
         "completion_tokens_per_valid": per_valid(completion_tokens),
+        "brainstorm": {subtype: {**counts, "yield": share(counts["new"], counts["asked"])}
+                       for subtype, counts in sorted(brainstormed.items())},
     }
 
 
@@ -289,7 +274,7 @@ def stats(paths: list[Path], show_progress: bool = False) -> dict[str, Any]:
             "unique": len(all_tasks),
             "per_task": spread(all_tasks.values()),
             "by_kind": {
-                kind: {"unique": len(counter), "per_task": spread(counter.values())}
+                kind: {"unique": len(counter), "per_task": spread(counter.values()), "diversity": diversity(list(counter))}
                 for kind, counter in c.tasks.items()
             },
         },
@@ -335,10 +320,12 @@ def render(report: dict[str, Any]) -> str:
     out.append(table("query and positive", ["", "examples", "query = positive", "query contains positive", "share",
                                             "positive = negative"], rows))
     tasks = report["tasks"]
-    rows = [["all", tasks["unique"], *(tasks["per_task"][k] for k in ("min", "median", "max"))]]
-    rows += [[kind, t["unique"], *(t["per_task"][k] for k in ("min", "median", "max"))]
+    rows = [["all", tasks["unique"], *(tasks["per_task"][k] for k in ("min", "median", "max")), "", ""]]
+    rows += [[kind, t["unique"], *(t["per_task"][k] for k in ("min", "median", "max")),
+              cell(t["diversity"]["jaccard_distance"]), cell(t["diversity"]["distinct_2"])]
              for kind, t in tasks["by_kind"].items()]
-    out.append(table("tasks", ["", "unique", "examples per task: min", "median", "max"], rows))
+    out.append(table("tasks (diversity: mean word-Jaccard distance between tasks, distinct word pairs; 1 is best)",
+                     ["", "unique", "examples per task: min", "median", "max", "distance", "distinct-2"], rows))
     runs = report["runs"]
     if runs["manifests"] or runs["rejects_files"]:
         where = f"{runs['manifests']} manifests" + (f", {runs['rejects_files']} rejects files" if runs["rejects_files"] else "")
@@ -348,6 +335,9 @@ def render(report: dict[str, Any]) -> str:
             lines.append(f"tokens per valid example: {cell(runs['tokens_per_valid'])} "
                          f"(prompt {cell(runs['prompt_tokens_per_valid'])}, completion "
                          f"{cell(runs['completion_tokens_per_valid'])}; {runs['valid']} valid examples)")
+        lines += [f"brainstorm {subtype}: {b['new']} new tasks for {b['asked']} asked for in {b['rounds']} rounds "
+                  f"(yield {_percent(b['yield'])}){', stopped at the floor' if b['exhausted'] else ''}"
+                  for subtype, b in runs["brainstorm"].items()]
         out.append("\n".join(lines))
     else:
         out.append(f"rejected answers and tokens: no {MANIFEST_NAME} or {REJECTS_NAME} beside the input")

@@ -12,7 +12,9 @@ second writer is refused with one line naming the first.
 
 import datetime
 import os
+import re
 import socket
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Union
@@ -87,13 +89,15 @@ class Reject(msgspec.Struct, kw_only=True, omit_defaults=True):
     usage: Optional[Usage] = None
 
 
-class Task(msgspec.Struct, kw_only=True):
-    """A brainstormed task definition of one subtype."""
+class Task(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A brainstormed task definition of one subtype, with the topic and persona its round was given."""
 
     kind: str
     task: str
     model: str
     seed: Optional[int] = None
+    topic: Optional[str] = None
+    persona: Optional[str] = None
 
 
 class Manifest(msgspec.Struct, kw_only=True):
@@ -128,6 +132,8 @@ class Manifest(msgspec.Struct, kw_only=True):
     sessions: int = 0
     structured_output: dict[str, str] = {}
     brainstorm: Optional[dict[str, Any]] = None
+    # Per brainstormed kind: tasks available and needed, their diversity, and examples per task used.
+    tasks: dict[str, dict[str, Any]] = {}
     config: dict[str, Any] = {}
 
 
@@ -137,6 +143,7 @@ class _Indexed(msgspec.Struct):
     index: int
     kind: str
     reason: Optional[str] = None
+    task: Optional[str] = None
     usage: Optional[Usage] = None
 
 
@@ -304,6 +311,7 @@ class RunState:
     per_kind: dict[str, int] = field(default_factory=dict)
     reasons: dict[str, int] = field(default_factory=dict)
     keys: set[bytes] = field(default_factory=set)  # the dedup key digests of the examples
+    task_uses: dict[tuple[str, str], int] = field(default_factory=dict)  # examples per (kind, task)
     usage: Usage = field(default_factory=Usage)
 
     @property
@@ -374,6 +382,8 @@ class RunFolder:
                         state.usage.add(record.usage)
                     if is_examples:
                         state.keys.add(example_digest(decode_key(line)))
+                        used = (record.kind, record.task or "")
+                        state.task_uses[used] = state.task_uses.get(used, 0) + 1
         return state
 
     def example_writer(self) -> LineAppender:
@@ -406,6 +416,15 @@ def example_digest(record: Union[Example, ExampleKey], key: str = "example") -> 
 
 # -- task files --------------------------------------------------------------------------------------
 
+_NOT_WORD = re.compile(r"[\W_]+")
+
+
+def task_key(task: str) -> str:
+    """What makes two tasks the same one: their words, whatever the case, accents' encoding,
+    punctuation and spacing ("Find recipes, for leftovers." is "find recipes for leftovers")."""
+    return _NOT_WORD.sub(" ", unicodedata.normalize("NFKC", task).casefold()).strip()
+
+
 
 def task_file(tasks_dir: Path, subtype: str) -> "TaskFile":
     return TaskFile(tasks_dir / f"{subtype}.jsonl", subtype)
@@ -421,12 +440,13 @@ class TaskFile:
         self.skipped = 0  # lines of the last read that were not tasks of this subtype's file
 
     def read(self) -> list[str]:
-        """The distinct tasks of the subtype, in file order; [] when there is no file."""
+        """The distinct tasks of the subtype (the first of those with one task_key), in file order;
+        [] when there is no file."""
         if self.path.is_dir():
             raise BadInput(f"cannot read tasks file {self.path}: it is a folder")
         if not self.path.exists():
             return []
-        seen: dict[str, None] = {}
+        seen: dict[str, str] = {}
         self.skipped = 0
         try:
             with open(self.path, "rb") as f:
@@ -441,10 +461,10 @@ class TaskFile:
                     if record.kind != self.subtype:
                         self.skipped += 1
                     elif record.task.strip():
-                        seen.setdefault(record.task, None)
+                        seen.setdefault(task_key(record.task), record.task)
         except OSError as exc:
             raise BadInput(f"cannot read tasks file {self.path}: {exc.strerror or exc}") from None
-        return list(seen)
+        return list(seen.values())
 
     def writer(self) -> LineAppender:
         return LineAppender(self.path, _encode)

@@ -96,3 +96,25 @@ def test_a_kind_in_the_mix_without_tasks_is_refused():
     config = load_config()
     with pytest.raises(ValueError, match="no tasks for long-long"):
         Planner(config, {k: v for k, v in TASKS.items() if k != "long-long"})
+
+
+def test_tasks_are_dealt_evenly_at_every_length_of_a_run():
+    items = plan(count=2000)
+    uses: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for count, item in enumerate(items, 1):
+        if item.kind in SUBTYPES:
+            uses[item.kind][item.task] += 1
+        if count % 97 == 0:  # at any point of the run, no task is more than one use ahead of another
+            for kind, counter in uses.items():
+                values = [counter[task] for task in TASKS[kind]]
+                assert max(values) - min(values) <= 1, (count, kind)
+    # Each pass through a kind's tasks takes them in another seeded order.
+    first = [item.task for item in items if item.kind == "short-long"][:14]
+    assert sorted(first[:7]) == sorted(first[7:]) == sorted(TASKS["short-long"]) and first[:7] != first[7:]
+
+
+def test_a_plan_item_does_not_depend_on_which_items_were_asked_for_before():
+    config = load_config(overrides={"generate": {"seed": 3}})
+    whole = [Planner(config, TASKS).item(i) for i in range(500)]
+    resumed = Planner(config, TASKS)
+    assert [resumed.item(i) for i in range(450, 500)] == whole[450:]

@@ -123,3 +123,15 @@ def test_task_file_lines_that_are_not_tasks_are_counted(tmp_path):
                     '{"kind": "long-long", "task": "B", "model": "m"}\n{"kind": "short-long", "task": "A", "model": "m"}\n')
     file = TaskFile(path, "short-long")
     assert file.read() == ["A"] and file.skipped == 2
+
+
+def test_tasks_that_differ_only_in_case_punctuation_or_spacing_are_one_task(tmp_path):
+    from synthgen.store import Task, TaskFile, task_key
+
+    assert task_key("Find  recipes, for LEFTOVERS!") == task_key("find recipes for leftovers") == "find recipes for leftovers"
+    assert task_key("Find recipes for leftovers") != task_key("Find recipes for left-over rice")
+    file = TaskFile(tmp_path / "short-long.jsonl", "short-long")
+    with file.writer() as writer:
+        for text in ("Find recipes for leftovers.", "find recipes for leftovers", "Locate patient guides."):
+            writer.write(Task(kind="short-long", task=text, model="m"))
+    assert file.read() == ["Find recipes for leftovers.", "Locate patient guides."]
