@@ -34,7 +34,7 @@ else:  # pragma: no cover
 
 # Tables that a user's config replaces whole instead of merging into: a weight table that kept
 # the default's other entries would silently keep sampling them.
-REPLACED_TABLES = ("kinds", "languages")
+REPLACED_TABLES = ("kinds", "languages", "brainstorm.topics")
 
 
 # Environment variables and where they go.
@@ -130,21 +130,39 @@ class GenerateConfig(_Section):
     request_cap_factor: float = Field(ge=1, le=MAX_CAP_FACTOR)
 
 
-class BrainstormConfig(_Section):
-    rounds: int = Field(ge=1)
-    num_tasks: int = Field(ge=1)
-    max_task_chars: int = Field(ge=10)
-
-
-PlaceholderValue = Union[str, int, float]
-
-
 def _weights(value: dict[str, float], what: str) -> dict[str, float]:
     if any(w < 0 for w in value.values()):
         raise ValueError(f"{what} weights must not be negative")
     if sum(value.values()) <= 0:
         raise ValueError(f"{what} weights sum to zero")
     return value
+
+
+class BrainstormConfig(_Section):
+    rounds: int = Field(ge=1)
+    num_tasks: int = Field(ge=1, le=200)
+    max_task_chars: int = Field(ge=10)
+    examples_per_task: float = Field(gt=0)
+    shown_tasks: int = Field(ge=0, le=100)
+    min_yield: float = Field(ge=0, le=1)
+    yield_rounds: int = Field(ge=1)
+    topics: dict[str, float]
+    personas: list[str] = Field(min_length=1)
+
+    @field_validator("topics")
+    @classmethod
+    def _topics(cls, value: dict[str, float]) -> dict[str, float]:
+        return _weights(value, "topic")
+
+    @field_validator("personas")
+    @classmethod
+    def _personas(cls, value: list[str]) -> list[str]:
+        if any(not persona.strip() for persona in value):
+            raise ValueError("a persona must not be empty")
+        return value
+
+
+PlaceholderValue = Union[str, int, float]
 
 
 class Config(_Section):
@@ -318,7 +336,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def _merge(base: dict[str, Any], update: Mapping[str, Any], where: str = "") -> dict[str, Any]:
-    """Lay update over base: tables merge key by key (REPLACED_TABLES at the top are replaced
+    """Lay update over base: tables merge key by key (REPLACED_TABLES, by dotted name, are replaced
     whole), a None (a flag left out) changes nothing, in a table new to base as well."""
     for key, value in update.items():
         if value is None:
@@ -328,7 +346,7 @@ def _merge(base: dict[str, Any], update: Mapping[str, Any], where: str = "") -> 
         # pydantic would blame the first field of that table, llm.backend.
         if isinstance(base.get(key), dict) and not isinstance(value, Mapping):
             raise BadInput(f"config: {name}: must be a table, not {_toml_type(value)}")
-        if isinstance(value, Mapping) and isinstance(base.get(key), dict) and not (not where and key in REPLACED_TABLES):
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict) and name not in REPLACED_TABLES:
             _merge(base[key], value, name)
         else:
             base[key] = _merge({}, value, name) if isinstance(value, Mapping) else value

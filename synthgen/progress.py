@@ -16,12 +16,14 @@ from synthgen.llm import Usage
 
 class Progress:
     def __init__(self, desc: str, total: int, unit: str, enabled: bool = True, initial: int = 0,
-                 usage: Optional[Usage] = None):
+                 usage: Optional[Usage] = None, per_request: bool = True):
+        """per_request: the bar moves by one for each request that gave a result; else by advance()."""
         self.bar = tqdm(
             total=total, initial=initial, desc=desc, unit=unit, disable=None if enabled else True,
             dynamic_ncols=True, file=sys.stderr,
         )
         self.usage = usage
+        self.per_request = per_request
         self.sent_count = 0
         self.in_flight = 0
         self.rejected = 0
@@ -33,10 +35,13 @@ class Progress:
 
     def done(self, ok: bool) -> None:
         self.in_flight -= 1
-        if ok:
-            self.bar.update(1)
-        else:
+        if not ok:
             self.rejected += 1
+        elif self.per_request:
+            self.bar.update(1)
+
+    def advance(self, count: int) -> None:
+        self.bar.update(count)
 
     def refresh(self) -> None:
         fields = f"sent={self.sent_count} in_flight={self.in_flight} rejected={self.rejected}"

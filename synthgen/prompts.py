@@ -13,7 +13,7 @@ from synthgen.kinds import KINDS, SUBTYPES
 from synthgen.resources import resource_dir
 
 PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
-BRAINSTORM_PLACEHOLDERS = ("num_tasks",)
+BRAINSTORM_PLACEHOLDERS = ("num_tasks", "topic", "persona", "known_tasks")
 
 
 class PromptError(BadInput):
