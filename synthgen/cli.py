@@ -137,6 +137,7 @@ def settings(config_file: Optional[Path], **flags: Any) -> "Config":
 def brainstorm(
     subtype: Annotated[Optional[Subtype], typer.Option(help="Which subtype; all four when left out.")] = None,
     rounds: Annotated[Optional[int], typer.Option(min=1, help="Calls of about 20 tasks each." + _default("brainstorm", "rounds"))] = None,
+    n_tasks: Annotated[Optional[int], typer.Option("--n-tasks", min=1, max=MAX_EXAMPLES, help="Brainstorm until the file holds this many distinct tasks (instead of --rounds).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Task file to append to (default data/tasks/<subtype>.jsonl).")] = None,
     tasks: TasksDir = None,
     config: ConfigFile = None,
@@ -157,13 +158,19 @@ def brainstorm(
 
     if out is not None and subtype is None:
         raise BadInput("--out needs --subtype: one file holds one subtype's tasks")
+    if n_tasks is not None and rounds is not None:
+        raise BadInput("give --n-tasks or --rounds, not both")
     cfg = settings(config, base_url=base_url, model=model, api_key=api_key, backend=backend,
                    model_path=model_path, concurrency=concurrency, rpm=rpm, tpm=tpm, tasks=tasks)
     subtypes = [subtype.value] if subtype else list(SUBTYPES)
-    results = asyncio.run(brainstorm_subtypes(cfg, subtypes, rounds, out, show_progress=not quiet))
+    results = asyncio.run(brainstorm_subtypes(cfg, subtypes, rounds, out, show_progress=not quiet, wanted=n_tasks))
     for result in results:
-        failed = f" ({result.rounds_failed} rounds gave nothing usable)" if result.rounds_failed else ""
-        typer.echo(f"{result.subtype}: {result.added} new tasks in {result.path}{failed}")
+        failed = f", {result.rounds_failed} rounds gave nothing usable" if result.rounds_failed else ""
+        got = f"{result.yield_:.0%} of the tasks asked for were new" if result.yield_ is not None else "no round sent"
+        typer.echo(f"{result.subtype}: {result.added} new tasks in {result.path}, {result.total} in all ({got}{failed})")
+        if result.exhausted:
+            typer.echo(f"{result.subtype}: brainstorming stopped short of {result.wanted or 'the rounds asked for'}: "
+                       f"{result.stop_reason}")
     # Every round failing is not a result: say why and exit 1 (the tasks of other subtypes are kept).
     barren = [r for r in results if r.barren]
     if barren:

@@ -12,7 +12,7 @@ from typing import Optional
 from synthgen import __version__
 from synthgen.answers import DUPLICATE, REQUEST_FAILED, Verdict, validate_answer
 from synthgen.backends import Backend, open_backend
-from synthgen.brainstorm import brainstorm
+from synthgen.brainstorm import BrainstormResult, brainstorm
 from synthgen.config import Config, digest
 from synthgen.console import say
 from synthgen.dispatch import Dispatcher, FailureWindow, request_cap
@@ -22,7 +22,7 @@ from synthgen.ledger import Ledger, ManifestWriter
 from synthgen.llm import Completion, RequestFailed, StopRun
 from synthgen.progress import Progress
 from synthgen.prompts import Templates
-from synthgen.sampling import PlanItem, Planner
+from synthgen.sampling import PLAN_VERSION, PlanItem, Planner
 from synthgen.schemas import answer_schema
 from synthgen.store import (
     Example,
@@ -35,6 +35,7 @@ from synthgen.store import (
     task_file,
     tasks_folder,
 )
+from synthgen.tasks import diversity, needed_tasks
 
 
 def fingerprint_parts(config: Config, templates: Templates, tasks: dict[str, list[str]]) -> dict[str, str]:
@@ -43,6 +44,7 @@ def fingerprint_parts(config: Config, templates: Templates, tasks: dict[str, lis
     parts = {name: digest(value) for name, value in settings.items()}
     parts["templates"] = digest(templates.texts())
     parts["tasks"] = digest(tasks)
+    parts["plan"] = PLAN_VERSION
     return parts
 
 
@@ -189,25 +191,49 @@ def load_all_tasks(config: Config) -> dict[str, list[str]]:
     return tasks
 
 
-async def brainstorm_missing(
-    config: Config, backend: Backend, templates: Templates, tasks: dict[str, list[str]], show_progress: bool
-) -> None:
-    """A kind in the mix with no tasks yet is brainstormed first."""
+async def brainstorm_shortfall(config: Config, backend: Backend, templates: Templates, tasks: dict[str, list[str]],
+                               needed: dict[str, int], resuming: bool, show_progress: bool) -> dict[str, dict]:
+    """Brainstorm each kind's task file up to the tasks `needed` for the run; returns what each
+    brainstorm did, for the manifest.
+
+    A run being resumed keeps the tasks it was planned with, unless it has none. When brainstorming
+    reaches the floor, the run goes on with the tasks there are, and says so.
+    """
     tasks_dir = Path(config.generate.tasks)
+    records = {}
     for name, known in tasks.items():
-        if known:
+        wanted = needed[name]
+        if len(known) >= wanted or (resuming and known):
             continue
         file = task_file(tasks_dir, name)
-        say(f"no tasks for {name} in {file.path} yet: brainstorming them first")
-        result = await brainstorm(backend.client, config, templates, file, show_progress=show_progress)
+        say(f"{name}: {len(known)} tasks in {file.path}, {wanted} needed "
+            f"({config.brainstorm.examples_per_task:g} examples per task): brainstorming {wanted - len(known)} more")
+        result = await brainstorm(backend.client, config, templates, file, show_progress=show_progress, wanted=wanted)
         tasks[name] = file.read()
+        records[name] = result.record()
         if not tasks[name]:
             why = result.stop_reason or "; ".join(result.failures[:3])
             raise RunStopped(f"the brainstorm for {name} gave no usable task ({why})")
+        if len(tasks[name]) < wanted:
+            say(_short_of_tasks(name, result, len(tasks[name]), wanted))
+            if result.stop_reason and not result.exhausted:  # the endpoint fails: generating would too
+                raise RunStopped(f"brainstorming {name} stopped: {result.stop_reason}")
+    return records
+
+
+def _short_of_tasks(name: str, result: BrainstormResult, have: int, wanted: int) -> str:
+    why = result.stop_reason if result.stop_reason else (
+        f"{result.rounds_failed} of {result.sent} rounds gave no usable task, up to the request cap")
+    return f"{name}: brainstorming stopped at {have} of the {wanted} tasks wanted: {why}; the run goes on with {have}"
+
+
+def task_report(tasks: dict[str, list[str]], needed: dict[str, int]) -> dict[str, dict]:
+    """What the manifest says of each brainstormed kind's task set before the run."""
+    return {name: {"available": len(known), "needed": needed[name], **diversity(known)} for name, known in tasks.items()}
 
 
 def run_header(config: Config, backend: Backend, parts: dict[str, str], n: int, cap: int,
-               brainstormed: Optional[dict]) -> Manifest:
+               brainstormed: Optional[dict], tasks: dict[str, dict]) -> Manifest:
     return Manifest(
         synthgen_version=__version__,
         fingerprint=digest(parts),
@@ -220,6 +246,7 @@ def run_header(config: Config, backend: Backend, parts: dict[str, str], n: int, 
         n=n,
         request_cap=cap,
         brainstorm=brainstormed,
+        tasks=tasks,
         config=config.model_dump(mode="json", exclude={"llm": {"api_key"}}),
     )
 
@@ -239,14 +266,18 @@ async def generate(
         backend = open_backend(config)
         try:
             say(f"synthgen {__version__}: {backend.description}")
-            await brainstorm_missing(config, backend, templates, tasks, show_progress)
-            brainstormed = backend.client.usage.take_counts()  # kept apart: the manifest's counts are generation's
+            needed = needed_tasks(n, config.active_kinds(), config.brainstorm.examples_per_task)
+            needed = {name: needed[name] for name in tasks}  # the brainstormed kinds
+            subtypes = await brainstorm_shortfall(config, backend, templates, tasks, needed, not state.empty,
+                                                  show_progress)
+            spent = backend.client.usage.take_counts()  # kept apart: the manifest's counts are generation's
             parts = fingerprint_parts(config, templates, tasks)
             check_same_run(state, parts, out)
             if not state.empty:
                 say(f"resuming {out}: {len(state.valid)} valid and {len(state.rejected)} rejected already there")
             cap = max_requests or request_cap(n, config.generate.request_cap_factor)
-            header = run_header(config, backend, parts, n, cap, brainstormed if brainstormed["http_requests"] else None)
+            brainstormed = {**spent, "subtypes": subtypes} if spent["http_requests"] else None
+            header = run_header(config, backend, parts, n, cap, brainstormed, task_report(tasks, needed))
             generation = Generation(config, backend, templates, Planner(config, tasks), folder, state, header,
                                     show_progress)
             outcome = await generation.run()

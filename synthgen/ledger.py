@@ -15,6 +15,7 @@ import msgspec
 
 from synthgen.llm import Usage as ClientUsage
 from synthgen.store import Example, Manifest, Reject, RunFolder, RunState
+from synthgen.tasks import TaskUses
 
 MANIFEST_EVERY = 2.0  # seconds between manifest updates during a run
 
@@ -28,6 +29,7 @@ class Ledger:
         self.per_kind = collections.Counter(state.per_kind)
         self.reasons = collections.Counter(state.reasons)
         self.usage = msgspec.structs.replace(state.usage)
+        self.task_uses = TaskUses(state.task_uses)
         self.started = time.monotonic()
 
     @property
@@ -37,6 +39,7 @@ class Ledger:
     def add_example(self, example: Example) -> None:
         self.valid += 1
         self.per_kind[example.kind] += 1
+        self.task_uses.add(example.kind, example.task)
         if example.usage is not None:
             self.usage.add(example.usage)
 
@@ -65,6 +68,8 @@ class Ledger:
             sessions=before.sessions + 1,
             structured_output=dict(client.structured_output),
             brainstorm=self.header.brainstorm or before.brainstorm,
+            tasks={kind: {**figures, "examples_per_task": self.task_uses.summary(kind)}
+                   for kind, figures in self.header.tasks.items()},
         )
 
 
