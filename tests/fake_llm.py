@@ -8,6 +8,7 @@ actions first: a status with headers, a bad or fenced answer, a truncation, a de
 import collections
 import itertools
 import json
+import random
 import threading
 import time
 from typing import Any, Callable, Optional, Union
@@ -58,6 +59,9 @@ class FakeLLM(LoopbackServer):
         self.default: Action = "ok"
         self.refused_formats: set[str] = set()  # response_format types answered with 400
         self.tasks_per_answer = 20
+        # When set, brainstorm answers draw their tasks from this many, each written a little
+        # differently each time (case, punctuation, spacing): a model that repeats itself.
+        self.task_pool: Optional[int] = None
         self._lock = threading.Lock()
         self._counter = itertools.count()
         self._last_answer: Optional[str] = None
@@ -131,13 +135,22 @@ class FakeLLM(LoopbackServer):
         """A valid, unique answer for whatever the request asks."""
         prompt = body["messages"][-1]["content"]
         if prompt.startswith("Brainstorm"):
-            return json.dumps({"tasks": [f"Retrieve documents of kind {number}-{i} for a user's query." for i in
-                                         range(self.tasks_per_answer)]})
+            return json.dumps({"tasks": self.brainstormed(number)})
         if not body.get("response_format") and not any(marker in prompt for marker in KEY_SETS):
             return " ".join(f"free{number}x{i}" for i in range(12))  # a prompt that asks for no JSON
         keys = self.keys(body, prompt)
         words = " ".join(f"word{number}x{i}" for i in range(30))
         return json.dumps({key: f"{key} {number}: {words}" for key in keys}, ensure_ascii=False)
+
+    def brainstormed(self, number: int) -> list[str]:
+        if self.task_pool is None:
+            return [f"Retrieve documents of kind {number}-{i} for a user's query." for i in range(self.tasks_per_answer)]
+        picks = random.Random(number).sample(range(self.task_pool), min(self.tasks_per_answer, self.task_pool))
+        variants = ("Retrieve documents about subject {} for a user's query.",
+                    "retrieve documents about subject {} for a user's query",
+                    "RETRIEVE  documents about subject {}, for a user's query!",
+                    "Retrieve documents about subject {} -- for a user's query.")
+        return [variants[(number + i) % len(variants)].format(pick) for i, pick in enumerate(picks)]
 
     @staticmethod
     def keys(body: dict, prompt: str) -> tuple[str, ...]:

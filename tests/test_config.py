@@ -35,6 +35,14 @@ def test_a_weight_table_in_a_file_replaces_the_default_one(tmp_path):
     assert config.active_kinds() == {"sts": 1}
 
 
+def test_a_topic_table_in_a_file_replaces_the_default_one(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('[brainstorm]\nexamples_per_task = 5\n[brainstorm.topics]\n"beekeeping" = 1\n')
+    config = load_config(path)
+    assert config.brainstorm.topics == {"beekeeping": 1}
+    assert config.brainstorm.examples_per_task == 5 and config.brainstorm.num_tasks == 20  # the rest merges
+
+
 def test_value_sets_are_changed_in_config(tmp_path):
     path = tmp_path / "mine.toml"
     path.write_text('[placeholders.sts]\nunit = ["tweet"]\n')

@@ -56,13 +56,17 @@ def test_every_kind_end_to_end(cli, endpoint, llm, workdir):
 def test_generate_brainstorms_a_kind_that_has_no_tasks(cli, endpoint, llm, workdir):
     result = cli("generate", "--n", 10, "--kinds", "short-long=1,sts=1", *endpoint)
     assert result.status == 0, result.err
-    assert "no tasks for short-long" in result.err
+    # short-long is half of 10 examples at 3 per task: 2 tasks are needed.
+    assert "short-long: 0 tasks in data/tasks/short-long.jsonl, 2 needed" in result.err
     assert (workdir / "data" / "tasks" / "short-long.jsonl").exists()
     assert not (workdir / "data" / "tasks" / "long-long.jsonl").exists()
     examples, _, manifest = generated(workdir)
     assert {e["kind"] for e in examples} <= {"short-long", "sts"}
     # The brainstorm's spending is reported apart, so generation's own counts add up.
     assert manifest["brainstorm"]["http_requests"] == 1
+    assert manifest["brainstorm"]["subtypes"]["short-long"]["new"] == 20
+    assert manifest["tasks"]["short-long"]["available"] == 20
+    assert manifest["tasks"]["short-long"]["examples_per_task"]["used"] == manifest["per_kind"]["short-long"]
     assert manifest["http_requests"] == manifest["requests"] + manifest["retries"] == 10
 
 

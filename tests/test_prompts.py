@@ -28,9 +28,12 @@ def test_every_template_renders_with_no_placeholder_left(templates):
             assert value in prompt
     assert seen == set(KINDS)
     for subtype in SUBTYPES:
-        prompt = templates.brainstorm[subtype].render({"num_tasks": "20"})
+        values = {"num_tasks": "20", "topic": "beekeeping", "persona": "a retired pilot",
+                  "known_tasks": "- Find hive inspection logs."}
+        prompt = templates.brainstorm[subtype].render(values)
         assert PLACEHOLDER.findall(prompt) == []
-        assert "20" in prompt and "JSON object" in prompt and '{"tasks": [' in prompt
+        assert all(value in prompt for value in values.values())
+        assert "JSON object" in prompt and '{"tasks": [' in prompt
 
 
 @pytest.mark.parametrize("kind", list(KINDS))

@@ -56,7 +56,9 @@ def check_output(workdir, n, out="data/raw"):
 
 def test_sigkill_at_random_moments_then_resume(cli, slow_llm, workdir):
     n, concurrency = 2500, 32
-    assert cli("brainstorm", "--subtype", "short-long", "--base-url", slow_llm.base_url, "-q").status == 0
+    # The tasks the run needs (2500 * 2/4 / 3), so that every request below is generation's.
+    assert cli("brainstorm", "--subtype", "short-long", "--n-tasks", 417, "--base-url", slow_llm.base_url,
+               "-q").status == 0
     slow_llm.requests.clear()
     args = ["generate", "--n", n, "--kinds", "short-long=2,sts=1,bitext=1", "--concurrency", concurrency,
             "--base-url", slow_llm.base_url, "--model", "m", "--quiet"]
