@@ -43,7 +43,6 @@ def diversity(tasks: Sequence[str]) -> dict[str, Any]:
         pairs = [tuple(rng.sample(range(count), 2)) for _ in range(DIVERSITY_PAIRS)]  # type: ignore[misc]
     distance = sum(1 - len(sets[i] & sets[j]) / (len(sets[i] | sets[j]) or 1) for i, j in pairs)
     return {
-        "tasks": count,
         "jaccard_distance": round(distance / len(pairs), 4) if pairs else None,
         "distinct_2": round(len(set(bigrams)) / len(bigrams), 4) if bigrams else None,
     }

@@ -139,7 +139,7 @@ def test_diversity_figures():
     assert half["jaccard_distance"] == 0.5
     assert diversity(["one task"])["jaccard_distance"] is None
     many = diversity([f"task number {i} about {i % 7}" for i in range(1000)])  # sampled pairs
-    assert 0 < many["jaccard_distance"] < 1 and many["tasks"] == 1000
+    assert 0 < many["jaccard_distance"] < 1
     assert math.isclose(many["jaccard_distance"], diversity([f"task number {i} about {i % 7}"
                                                             for i in range(1000)])["jaccard_distance"])
 
