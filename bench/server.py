@@ -4,7 +4,7 @@ It answers every synthgen kind and the brainstorm (and distilabel's retrieval pr
 unique JSON after a fixed latency, can answer a share of requests with 429, and keeps the arrival
 time of every request (GET /stats) so that a rate can be checked afterwards.
 
-    python bench/server.py --latency 0.1 [--port 0] [--reject-share 0.2] [--retry-after 1]
+    python bench/server.py --latency 0.1 [--port 0] [--reject-share 0.2] [--retry-after 1] [--task-pool 15000]
 prints "port N" when it listens.
 """
 
@@ -36,7 +36,20 @@ def keys_for(body: dict, prompt: str) -> tuple:
     return KEY_SETS[0][1]  # distilabel's retrieval prompt names the short-long keys in prose
 
 
-def make_app(latency: float, reject_share: float, retry_after: float, seed: int) -> web.Application:
+VARIANTS = ("Retrieve documents about subject {} for a query.", "retrieve documents about subject {} for a query",
+            "RETRIEVE documents about subject {}, for a query!")
+
+
+def brainstormed(number: int, task_pool: int) -> list[str]:
+    """20 tasks: unique ones, or (task_pool > 0) 20 of that many, spelt a little differently each time,
+    as a model that repeats itself writes them."""
+    if not task_pool:
+        return [f"Retrieve documents of sort {number}-{i} for a query." for i in range(20)]
+    picks = random.Random(number).sample(range(task_pool), min(20, task_pool))
+    return [VARIANTS[(number + i) % len(VARIANTS)].format(pick) for i, pick in enumerate(picks)]
+
+
+def make_app(latency: float, reject_share: float, retry_after: float, seed: int, task_pool: int = 0) -> web.Application:
     counter = itertools.count()
     arrivals: list[float] = []
     rng = random.Random(seed)
@@ -52,7 +65,7 @@ def make_app(latency: float, reject_share: float, retry_after: float, seed: int)
             )
         prompt = body["messages"][-1]["content"]
         if prompt.startswith("Brainstorm"):
-            text = json.dumps([f"Retrieve documents of sort {number}-{i} for a query." for i in range(20)])
+            text = json.dumps({"tasks": brainstormed(number, task_pool)})
         else:
             text = json.dumps({key: f"{key} {number} {FILLER}" for key in keys_for(body, prompt)})
         if latency:
@@ -85,10 +98,11 @@ def main() -> None:
     parser.add_argument("--reject-share", type=float, default=0.0)
     parser.add_argument("--retry-after", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--task-pool", type=int, default=0, help="brainstorm answers repeat this many tasks (0: never)")
     args = parser.parse_args()
 
     async def serve() -> None:
-        runner = web.AppRunner(make_app(args.latency, args.reject_share, args.retry_after, args.seed),
+        runner = web.AppRunner(make_app(args.latency, args.reject_share, args.retry_after, args.seed, args.task_pool),
                                access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", args.port, backlog=4096)

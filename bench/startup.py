@@ -124,7 +124,7 @@ def main() -> None:
         # The floor of any command with a parameter: Typer imports pydantic to coerce every value but a flag.
         jobs.append((FLOOR, "python, typer, pydantic", ROOT, ["-c", "import typer, typer._adapters"]))
         times: dict[tuple[str, str], list[tuple[float, float]]] = {(command, label): [] for command, label, _, _ in jobs}
-        for command, label, source, argv in jobs:  # warm-up: the disk cache and .pyc files
+        for _command, label, source, argv in jobs:  # warm-up: the disk cache and .pyc files
             once(source, argv, work, label)
         for _ in range(args.runs):
             for command, label, source, argv in jobs:  # taking turns: drift moves all alike
