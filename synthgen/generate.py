@@ -203,7 +203,11 @@ async def brainstorm_shortfall(config: Config, backend: Backend, templates: Temp
     records = {}
     for name, known in tasks.items():
         wanted = needed[name]
-        if len(known) >= wanted or (resuming and known):
+        if len(known) >= wanted:
+            continue
+        if resuming and known:
+            say(f"{name}: the run was planned with {len(known)} tasks, fewer than the {wanted} this n needs; "
+                "it keeps them (a new --out brainstorms more)")
             continue
         file = task_file(tasks_dir, name)
         say(f"{name}: {len(known)} tasks in {file.path}, {wanted} needed "

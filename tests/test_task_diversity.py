@@ -118,6 +118,7 @@ def test_a_resumed_run_keeps_the_tasks_it_was_planned_with(cli, endpoint, llm, w
     result = cli("generate", "--n", 300, "--kinds", "short-long=1", *endpoint)
     assert result.status == 0, result.err
     assert "resuming" in result.err and len(brainstorm_numbers(llm)) == sent
+    assert "short-long: the run was planned with 20 tasks, fewer than the 100 this n needs" in result.err
     # A new run folder brainstorms the 100 tasks it needs.
     result = cli("generate", "--n", 300, "--kinds", "short-long=1", "--out", "data/bigger", *endpoint)
     assert result.status == 0, result.err
