@@ -286,6 +286,25 @@ def stats(
     typer.echo(json.dumps(report, ensure_ascii=False, indent=2) if json_out else render(report).rstrip("\n"))
 
 
+@app.command()
+def curate(
+    paths: Annotated[list[Path], typer.Argument(help="JSONL files or folders of stored examples.")],
+    out: Annotated[Path, typer.Option(help="Folder for examples.jsonl, dropped.jsonl and report.json.")] = Path("data/curated"),
+    checks: Annotated[Optional[str], typer.Option(help="Comma-separated checks to run, e.g. near-duplicate "
+                                                       "(default [curate] checks of the config).")] = None,
+    config: ConfigFile = None,
+    quiet: Quiet = False,
+) -> None:
+    """Drop bad examples with the evidence: nothing is lost (kept + dropped = input)."""
+    from synthgen.curate.report import render
+    from synthgen.curate.run import curate as run_curate
+
+    cfg = settings(config)
+    names = [name.strip() for name in checks.split(",") if name.strip()] if checks is not None else None
+    report = run_curate(paths, out, cfg, names, show_progress=not quiet)
+    typer.echo(render(report, out).rstrip("\n"))
+
+
 @app.command("import")
 def import_(
     source: Annotated[Path, typer.Argument(help="A file (pairs, medi, flagembedding) or a BEIR folder.")],

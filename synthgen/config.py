@@ -162,6 +162,26 @@ class BrainstormConfig(_Section):
         return value
 
 
+class NearDuplicateConfig(_Section):
+    threshold: float = Field(gt=0, le=1)
+    fields: list[Literal["query", "positive", "negative"]] = Field(min_length=1)
+    num_perm: int = Field(ge=16, le=1024)
+    bands: int = Field(ge=1)
+    word_shingle: int = Field(ge=1, le=10)
+    char_shingle: int = Field(ge=1, le=20)
+
+    @model_validator(mode="after")
+    def _bands_divide(self) -> "NearDuplicateConfig":
+        if self.num_perm % self.bands:
+            raise ValueError(f"bands ({self.bands}) must divide num_perm ({self.num_perm})")
+        return self
+
+
+class CurateConfig(_Section):
+    checks: list[str]
+    near_duplicate: NearDuplicateConfig
+
+
 PlaceholderValue = Union[str, int, float]
 
 
@@ -169,6 +189,7 @@ class Config(_Section):
     llm: LLMConfig
     generate: GenerateConfig
     brainstorm: BrainstormConfig
+    curate: CurateConfig
     kinds: dict[str, float]
     placeholders: dict[str, dict[str, list[PlaceholderValue]]]
     # Language names a [languages] table may use besides the known ones (the names of the shipped

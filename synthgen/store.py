@@ -23,7 +23,7 @@ import msgspec
 import xxhash
 
 from synthgen.errors import BadInput
-from synthgen.files import LineAppender, cut_torn_tail, write_atomic
+from synthgen.files import AtomicFile, LineAppender, cut_torn_tail, write_atomic
 
 # -- records -----------------------------------------------------------------------------------------
 
@@ -477,10 +477,72 @@ def tasks_folder(path: Path) -> Path:
     return path
 
 
+# -- a curated folder --------------------------------------------------------------------------------
+
+
+class Dropped(Example, kw_only=True, omit_defaults=True):
+    """An example curation dropped: the example whole, why, and the evidence."""
+
+    reason: str
+    evidence: dict[str, Any] = {}
+
+
+def dropped(example: Example, reason: str, evidence: dict[str, Any]) -> Dropped:
+    return Dropped(**msgspec.structs.asdict(example), reason=reason, evidence=evidence)
+
+
+DROPPED_NAME = "dropped.jsonl"
+REPORT_NAME = "report.json"
+
+
+class CuratedFolder:
+    """What `synthgen curate` writes: the kept examples, the dropped ones and the report, all three
+    replaced together at the end (a failed run leaves the folder as it was)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.examples = path / EXAMPLES_NAME
+        self.dropped = path / DROPPED_NAME
+        self.report = path / REPORT_NAME
+
+    def open(self) -> "CuratedOutput":
+        return CuratedOutput(self)
+
+
+class CuratedOutput:
+    """The open output of one curate run: locked, written under temporary names, committed at once."""
+
+    def __init__(self, folder: CuratedFolder):
+        self.folder = folder
+        self._held = HeldFolder(folder.path, "curate")
+        self._kept = AtomicFile(folder.examples)
+        self._dropped = AtomicFile(folder.dropped)
+
+    def keep(self, example: Example) -> None:
+        self._kept.file.write(_encode(example) + b"\n")
+
+    def drop(self, record: Dropped) -> None:
+        self._dropped.file.write(_encode(record) + b"\n")
+
+    def commit(self, report: dict[str, Any]) -> None:
+        self._kept.commit()
+        self._dropped.commit()
+        write_atomic(self.folder.report, msgspec.json.format(_encode(report), indent=2) + b"\n")
+
+    def __enter__(self) -> "CuratedOutput":
+        return self
+
+    def __exit__(self, kind: object, *exc: object) -> None:
+        if kind is not None:
+            self._kept.abort()
+            self._dropped.abort()
+        self._held.release()
+
+
 # -- reading stored examples -------------------------------------------------------------------------
 
 # Files a folder walk passes over: audit trails, not examples.
-_NOT_EXAMPLE_FILES = frozenset({REJECTS_NAME})
+_NOT_EXAMPLE_FILES = frozenset({REJECTS_NAME, DROPPED_NAME})
 
 
 def input_files(paths: Iterable[Path], exclude: Optional[Path] = None) -> list[Path]:

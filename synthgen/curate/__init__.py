@@ -1,0 +1,1 @@
+"""Curation: tell good examples from bad after generation, drop the bad ones with the evidence."""

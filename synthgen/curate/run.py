@@ -1,0 +1,129 @@
+"""The curate command: each example passes the checks in order, or is dropped by the first that
+fails it, with the evidence; nothing is lost (kept + dropped = the examples read).
+
+A check is an object with a `name` (as --checks spells it), the `reason` it writes, and
+`judge(example)`: None to pass the example on, or the evidence for dropping it. Checks that compare
+an example with those before it (near duplicates) remember only the examples they passed, so they
+come after the checks that look at one example alone.
+"""
+
+import collections
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Protocol
+
+from synthgen.config import Config
+from synthgen.errors import BadInput
+from synthgen.store import (
+    CuratedFolder,
+    Example,
+    ReadCounts,
+    dropped,
+    example_files,
+    read_examples,
+)
+
+
+class Check(Protocol):
+    name: str
+    reason: str
+
+    def judge(self, example: Example) -> Optional[dict[str, Any]]: ...
+
+
+class NearDuplicateCheck:
+    name = reason = "near-duplicate"
+
+    def __init__(self, config: Config):
+        from synthgen.curate.near_duplicates import NearDuplicates
+
+        settings = config.curate.near_duplicate
+        self.fields = settings.fields
+        self.index = NearDuplicates(settings.threshold, settings.num_perm, settings.bands, settings.word_shingle,
+                                    settings.char_shingle)
+        self.ids: list[str] = []  # the ids of the examples kept so far, by their key in the index
+
+    def judge(self, example: Example) -> Optional[dict[str, Any]]:
+        text = "\n".join(getattr(example, name) or "" for name in self.fields)
+        first = self.index.first_like(str(len(self.ids)), text, example.language)
+        if first is not None:
+            return {"duplicate_of": self.ids[int(first)]}
+        self.ids.append(example.id)
+        return None
+
+
+CHECKS = {"near-duplicate": NearDuplicateCheck}
+
+
+def make_checks(names: list[str], config: Config) -> list[Check]:
+    unknown = [name for name in names if name not in CHECKS]
+    if unknown:
+        raise BadInput(f"no check {unknown[0]!r} (known: {', '.join(CHECKS)})")
+    if len(set(names)) != len(names):
+        raise BadInput("--checks names a check twice")
+    # Checks that remember what they passed go last, whatever order they were named in.
+    return [CHECKS[name](config) for name in sorted(names, key=lambda n: n == "near-duplicate")]
+
+
+@dataclass
+class Tally:
+    """Examples in, kept, and dropped by reason, overall and per kind and per language."""
+
+    examples: int = 0
+    kept: int = 0
+    dropped: collections.Counter = field(default_factory=collections.Counter)
+    kinds: dict = field(default_factory=lambda: collections.defaultdict(collections.Counter))
+    languages: dict = field(default_factory=lambda: collections.defaultdict(collections.Counter))
+
+    def add(self, example: Example, reason: Optional[str]) -> None:
+        outcome = reason or "kept"
+        self.examples += 1
+        self.kept += reason is None
+        if reason:
+            self.dropped[reason] += 1
+        for table, name in ((self.kinds, example.kind), (self.languages, example.language or "(none)")):
+            table[name]["in"] += 1
+            table[name][outcome] += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "examples": self.examples,
+            "kept": self.kept,
+            "dropped": dict(sorted(self.dropped.items())),
+            "by_kind": {name: dict(counts) for name, counts in sorted(self.kinds.items())},
+            "by_language": {name: dict(counts) for name, counts in
+                            sorted(self.languages.items(), key=lambda item: -item[1]["in"])},
+        }
+
+
+def curate(paths: list[Path], out: Path, config: Config, checks: Optional[list[str]] = None,
+           show_progress: bool = True) -> dict[str, Any]:
+    """Curate the examples of `paths` into the folder `out`; returns the report it wrote."""
+    names = checks if checks is not None else config.curate.checks
+    active = make_checks(names, config)
+    folder = CuratedFolder(out)
+    files = example_files(paths, exclude=folder.examples)
+    read = ReadCounts()
+    tally = Tally()
+    with folder.open() as output:
+        for example in read_examples(files, read, "curate", show_progress):
+            reason = None
+            for check in active:
+                evidence = check.judge(example)
+                if evidence is not None:
+                    reason = check.reason
+                    output.drop(dropped(example, reason, evidence))
+                    break
+            else:
+                output.keep(example)
+            tally.add(example, reason)
+        read.require_examples(paths)
+        report = {
+            "input": {"files": [str(f) for f in files], "lines": read.lines, "unreadable": read.unreadable,
+                      "not_examples": read.not_examples},
+            **tally.as_dict(),
+            "checks": [check.name for check in active],
+            "settings": config.curate.model_dump(mode="json"),
+        }
+        output.commit(report)
+    return report

@@ -1,0 +1,53 @@
+"""A planted-defect dataset for the curate tests: clean examples on many topics, plus known
+defects whose ids say what they are, so each check's precision and recall can be measured."""
+
+import random
+from dataclasses import dataclass, field
+
+from stored import stored
+
+WORDS = [f"{stem}{suffix}" for stem in ("alp", "bor", "cem", "dun", "eft", "fam", "gil", "hov", "ist", "jur", "kel",
+                                        "lom", "mar", "nob", "opi", "pex", "quo", "ras", "sul", "tev", "urn", "vok",
+                                        "wes", "xan", "yor", "zib")
+         for suffix in ("a", "en", "ik", "or", "um", "ys", "et", "ol")]
+KINDS = ("short-long", "long-short", "short-short", "long-long", "sts", "bitext")
+
+
+def text(rng: random.Random, words: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(words)).capitalize() + "."
+
+
+def restyle(value: str) -> str:
+    """The same words written otherwise: the first letter's case and the final stop changed."""
+    return value[0].swapcase() + value[1:].rstrip(".") + "!"
+
+
+def edit(rng: random.Random, value: str) -> str:
+    """A small edit: one word replaced, and restyled."""
+    words = value.split()
+    words[rng.randrange(1, len(words))] = rng.choice(WORDS)
+    return restyle(" ".join(words))
+
+
+@dataclass
+class Planted:
+    records: list[dict] = field(default_factory=list)
+    defects: dict[str, set[str]] = field(default_factory=dict)  # reason -> ids of the planted defects
+    originals: dict[str, str] = field(default_factory=dict)  # planted id -> the id it copies
+
+
+def planted(clean: int = 300, near_duplicates: int = 30, seed: int = 0) -> Planted:
+    rng = random.Random(seed)
+    data = Planted(defects={"near-duplicate": set()})
+    for i in range(clean):
+        kind = KINDS[i % len(KINDS)]
+        data.records.append(stored(i, kind, query=text(rng, rng.randint(6, 20)), positive=text(rng, rng.randint(80, 150))))
+    for j in range(near_duplicates):
+        original = data.records[rng.randrange(clean)]
+        # The query restyled and one word of the positive changed: Jaccard about 0.94 on word 3-grams.
+        copy = dict(original, id=f"near-{j}", index=clean + j, query=restyle(original["query"]),
+                    positive=edit(rng, original["positive"]))
+        data.records.insert(rng.randrange(clean, len(data.records) + 1), copy)  # after every original
+        data.defects["near-duplicate"].add(copy["id"])
+        data.originals[copy["id"]] = original["id"]
+    return data

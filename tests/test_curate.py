@@ -1,0 +1,78 @@
+"""synthgen curate on a planted-defect dataset: each check finds its defects, nothing is lost."""
+
+import json
+
+import pytest
+
+from conftest import read_jsonl
+from planted import planted
+from stored import write_jsonl
+
+
+def precision_recall(dropped: list[dict], reason: str, planted_ids: set[str]) -> tuple[float, float]:
+    found = {d["id"] for d in dropped if d["reason"] == reason}
+    hits = len(found & planted_ids)
+    return (hits / len(found) if found else 1.0), hits / len(planted_ids)
+
+
+def test_near_duplicates_are_dropped_naming_the_kept_one_and_nothing_is_lost(cli, workdir):
+    data = planted()
+    write_jsonl(workdir / "data/raw/examples.jsonl", data.records)
+    result = cli("curate", "data/raw", "--out", "data/curated", "--checks", "near-duplicate", "-q")
+    assert result.status == 0, result.err
+    kept = read_jsonl(workdir / "data/curated/examples.jsonl")
+    dropped = read_jsonl(workdir / "data/curated/dropped.jsonl")
+    ids = [r["id"] for r in data.records]
+    assert sorted(r["id"] for r in kept + dropped) == sorted(ids)  # each example in exactly one file
+    assert [r["id"] for r in kept] == [i for i in ids if i in {r["id"] for r in kept}]  # input order kept
+    precision, recall = precision_recall(dropped, "near-duplicate", data.defects["near-duplicate"])
+    assert precision >= 0.9 and recall >= 0.9, (precision, recall)
+    for record in dropped:
+        assert record["evidence"]["duplicate_of"] == data.originals[record["id"]]
+        original = next(r for r in data.records if r["id"] == record["id"])
+        assert {k: record[k] for k in original} == original  # the example whole, as it was
+    # A kept example is stored exactly as it was read.
+    assert kept[0] == data.records[0]
+    report = json.loads((workdir / "data/curated/report.json").read_text())
+    assert report["examples"] == len(ids) and report["kept"] == len(kept)
+    assert report["dropped"] == {"near-duplicate": len(dropped)}
+    assert sum(c["in"] for c in report["by_kind"].values()) == len(ids)
+    assert report["settings"]["near_duplicate"]["threshold"] == 0.9
+    assert f"{len(ids)} examples: kept {len(kept)}, dropped {len(dropped)}" in result.out
+    # Same input and settings, same output, byte for byte.
+    first = {name: (workdir / "data/curated" / name).read_bytes() for name in ("examples.jsonl", "dropped.jsonl")}
+    assert cli("curate", "data/raw", "--out", "data/again", "--checks", "near-duplicate", "-q").status == 0
+    assert first == {name: (workdir / "data/again" / name).read_bytes() for name in first}
+    # Readers of the folder see the kept examples only: dropped.jsonl is an audit trail.
+    result = cli("stats", "data/curated", "--json")
+    assert json.loads(result.out)["examples"] == len(kept)
+
+
+def test_texts_without_spaces_are_compared_by_characters(cli, workdir):
+    from stored import stored
+
+    base = ("東京の天気は明日晴れる予報で、気温は二十度まで上がる見込みです。午後からは風が強くなり、"
+            "夕方には北の地域で雨が降るかもしれません。週末は全国的に穏やかな天気が続き、行楽日和となるでしょう。"
+            "山沿いでは朝晩の冷え込みが厳しくなるため、服装には十分に気をつけてください。")
+    records = [stored(0, query="天気", positive=base, language="Japanese"),
+               stored(1, query="天気", positive=base.replace("二十", "二十一"), language="Japanese"),
+               stored(2, query="料理", positive="大阪の料理店は週末に新しいメニューを出して、多くの客が訪れました。" * 3,
+                      language="Japanese")]
+    write_jsonl(workdir / "in.jsonl", records)
+    assert cli("curate", "in.jsonl", "--out", "cur", "--checks", "near-duplicate", "-q").status == 0
+    assert [d["id"] for d in read_jsonl(workdir / "cur/dropped.jsonl")] == ["run-1"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["in.jsonl", "--checks", "spelling"], "no check 'spelling' (known: near-duplicate"),
+    (["missing.jsonl"], "no such file or folder: missing.jsonl"),
+    (["empty.jsonl"], "no stored example in empty.jsonl"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(cli, workdir, args, message):
+    from stored import stored
+
+    write_jsonl(workdir / "in.jsonl", [stored(0)])
+    (workdir / "empty.jsonl").write_text("{}\n")
+    result = cli("curate", *args, "--out", "cur", "-q")
+    assert result.status == 2 and message in result.err and len(result.err.strip().splitlines()) == 1
+    assert not (workdir / "cur").exists()
