@@ -288,18 +288,36 @@ def stats(
 
 @app.command()
 def curate(
-    paths: Annotated[list[Path], typer.Argument(help="JSONL files or folders of stored examples.")],
-    out: Annotated[Path, typer.Option(help="Folder for examples.jsonl, dropped.jsonl and report.json.")] = Path("data/curated"),
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="JSONL files or folders of stored examples.",
+                                                          show_default=False)] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Folder for examples.jsonl, dropped.jsonl and report.json "
+                                                     "(default data/curated; with --tasks, data/tasks-curated).")] = None,
     checks: Annotated[Optional[str], typer.Option(help="Comma-separated checks to run, e.g. near-duplicate "
                                                        "(default [curate] checks of the config).")] = None,
+    tasks: Annotated[Optional[Path], typer.Option("--tasks", help="Curate the task files of this folder instead: "
+                                                                  "near-duplicate tasks out.")] = None,
     config: ConfigFile = None,
     quiet: Quiet = False,
 ) -> None:
     """Drop bad examples with the evidence: nothing is lost (kept + dropped = input)."""
+    cfg = settings(config)
+    if tasks is not None:
+        from synthgen.curate.task_files import curate_tasks
+
+        if paths:
+            raise BadInput("give example files or --tasks, not both")
+        out = out or Path("data/tasks-curated")
+        report = curate_tasks(tasks, out, cfg)
+        for subtype, counts in report["by_subtype"].items():
+            typer.echo(f"{subtype}: {counts['in']} tasks, kept {counts['kept']}, near duplicates {counts['dropped']}")
+        typer.echo(f"-> {out}")
+        return
+    if not paths:
+        raise BadInput("give the example files or folders to curate (or --tasks DIR)")
     from synthgen.curate.report import render
     from synthgen.curate.run import curate as run_curate
 
-    cfg = settings(config)
+    out = out or Path("data/curated")
     names = [name.strip() for name in checks.split(",") if name.strip()] if checks is not None else None
     report = run_curate(paths, out, cfg, names, show_progress=not quiet)
     typer.echo(render(report, out).rstrip("\n"))

@@ -164,11 +164,12 @@ class BrainstormConfig(_Section):
 
 class NearDuplicateConfig(_Section):
     threshold: float = Field(gt=0, le=1)
-    fields: list[Literal["query", "positive", "negative"]] = Field(min_length=1)
+    fields: list[Literal["query", "positive", "negative"]] = Field(default=["query", "positive"], min_length=1)
     num_perm: int = Field(ge=16, le=1024)
     bands: int = Field(ge=1)
     word_shingle: int = Field(ge=1, le=10)
     char_shingle: int = Field(ge=1, le=20)
+    exact: bool = False
 
     @model_validator(mode="after")
     def _bands_divide(self) -> "NearDuplicateConfig":
@@ -180,6 +181,7 @@ class NearDuplicateConfig(_Section):
 class CurateConfig(_Section):
     checks: list[str]
     near_duplicate: NearDuplicateConfig
+    tasks: NearDuplicateConfig
 
 
 PlaceholderValue = Union[str, int, float]

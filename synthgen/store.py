@@ -466,6 +466,23 @@ class TaskFile:
             raise BadInput(f"cannot read tasks file {self.path}: {exc.strerror or exc}") from None
         return list(seen.values())
 
+    def records(self) -> list[Task]:
+        """The records of read()'s tasks, in the same order."""
+        texts = self.read()
+        if not texts:
+            return []
+        wanted = set(texts)
+        found: dict[str, Task] = {}
+        with open(self.path, "rb") as f:
+            for line in f:
+                try:
+                    record = _task_decoder.decode(line)
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    continue
+                if record.kind == self.subtype and record.task in wanted:
+                    found.setdefault(record.task, record)
+        return [found[text] for text in texts]
+
     def writer(self) -> LineAppender:
         return LineAppender(self.path, _encode)
 
@@ -493,6 +510,22 @@ def dropped(example: Example, reason: str, evidence: dict[str, Any]) -> Dropped:
 
 DROPPED_NAME = "dropped.jsonl"
 REPORT_NAME = "report.json"
+
+
+class DroppedTask(Task, kw_only=True, omit_defaults=True):
+    """A task curation dropped, and the kept task it nearly repeats."""
+
+    reason: str
+    duplicate_of: str
+
+
+def write_records(path: Path, records: Iterable[msgspec.Struct]) -> None:
+    """A JSONL file of these records, written atomically."""
+    write_atomic(path, b"".join(_encode(record) + b"\n" for record in records))
+
+
+def write_report(path: Path, report: dict[str, Any]) -> None:
+    write_atomic(path, msgspec.json.format(_encode(report), indent=2) + b"\n")
 
 
 class CuratedFolder:
@@ -527,7 +560,7 @@ class CuratedOutput:
     def commit(self, report: dict[str, Any]) -> None:
         self._kept.commit()
         self._dropped.commit()
-        write_atomic(self.folder.report, msgspec.json.format(_encode(report), indent=2) + b"\n")
+        write_report(self.folder.report, report)
 
     def __enter__(self) -> "CuratedOutput":
         return self

@@ -76,3 +76,28 @@ def test_bad_input_is_one_line_and_writes_nothing(cli, workdir, args, message):
     result = cli("curate", *args, "--out", "cur", "-q")
     assert result.status == 2 and message in result.err and len(result.err.strip().splitlines()) == 1
     assert not (workdir / "cur").exists()
+
+
+def test_near_duplicate_tasks_are_dropped_from_a_copy_of_the_task_files(cli, workdir):
+    from synthgen.store import Task, TaskFile
+
+    tasks = ["Identify the most popular restaurants in the city.",
+             "Identify the most popular restaurants in a city",  # one word swapped: 7 of 8 words shared
+             "Given the name of a rare disease, locate patient guides that explain its symptoms.",
+             "Sort a customer support email into billing, shipping or returns.",
+             "Given the name of a rare disease locate the patient guides that explain its symptoms"]
+    source = TaskFile(workdir / "data/tasks/short-long.jsonl", "short-long")
+    with source.writer() as writer:
+        for text in tasks:
+            writer.write(Task(kind="short-long", task=text, model="m", topic="food"))
+    result = cli("curate", "--tasks", "data/tasks", "--out", "data/tasks-curated")
+    assert result.status == 0, result.err
+    assert "short-long: 5 tasks, kept 3, near duplicates 2" in result.out
+    kept = TaskFile(workdir / "data/tasks-curated/short-long.jsonl", "short-long")
+    assert kept.read() == [tasks[0], tasks[2], tasks[3]]
+    assert kept.records()[0].topic == "food"  # records are kept whole
+    dropped = read_jsonl(workdir / "data/tasks-curated/dropped.jsonl")
+    assert [(d["task"], d["duplicate_of"]) for d in dropped] == [(tasks[1], tasks[0]), (tasks[4], tasks[2])]
+    assert source.read() == tasks  # the source is read, never rewritten
+    result = cli("curate", "--tasks", "data/tasks", "--out", "data/tasks")
+    assert result.status == 2 and "--out must be another folder than --tasks" in result.err

@@ -40,14 +40,14 @@ class NearDuplicateCheck:
         settings = config.curate.near_duplicate
         self.fields = settings.fields
         self.index = NearDuplicates(settings.threshold, settings.num_perm, settings.bands, settings.word_shingle,
-                                    settings.char_shingle)
+                                    settings.char_shingle, settings.exact)
         self.ids: list[str] = []  # the ids of the examples kept so far, by their key in the index
 
     def judge(self, example: Example) -> Optional[dict[str, Any]]:
         text = "\n".join(getattr(example, name) or "" for name in self.fields)
-        first = self.index.first_like(str(len(self.ids)), text, example.language)
+        first = self.index.first_like(text, example.language)
         if first is not None:
-            return {"duplicate_of": self.ids[int(first)]}
+            return {"duplicate_of": self.ids[first]}
         self.ids.append(example.id)
         return None
 
