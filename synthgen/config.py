@@ -178,8 +178,13 @@ class NearDuplicateConfig(_Section):
         return self
 
 
+class LanguageCheckConfig(_Section):
+    min_chars: int = Field(ge=1)
+
+
 class CurateConfig(_Section):
     checks: list[str]
+    language: LanguageCheckConfig
     near_duplicate: NearDuplicateConfig
     tasks: NearDuplicateConfig
 

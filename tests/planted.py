@@ -51,3 +51,50 @@ def planted(clean: int = 300, near_duplicates: int = 30, seed: int = 0) -> Plant
         data.defects["near-duplicate"].add(copy["id"])
         data.originals[copy["id"]] = original["id"]
     return data
+
+
+def udhr() -> dict[str, list[str]]:
+    """Four snippets (two of about 15 words, two of about 50) per language: tests/fixtures/udhr.jsonl."""
+    import json
+    from pathlib import Path
+
+    texts: dict[str, list[str]] = {}
+    for line in (Path(__file__).parent / "fixtures" / "udhr.jsonl").read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        texts.setdefault(record["language"], []).append(record["text"])
+    return texts
+
+
+# Languages far enough apart that the identifier never takes one for another.
+FOREIGN = ("English", "Russian", "Japanese", "Arabic", "Hindi", "Turkish")
+
+
+def planted_languages(wrong: int = 40, seed: int = 0) -> Planted:
+    """One clean example per language (and a bitext pair per language), plus `wrong` examples whose
+    positive, or whose bitext S2, is in another language than asked."""
+    rng = random.Random(seed)
+    texts = udhr()
+    languages = sorted(texts)
+    data = Planted(defects={"language": set()})
+    for i, language in enumerate(languages):
+        data.records.append(stored(i, "short-long", query=texts[language][0], positive=texts[language][2],
+                                   language=language))
+        target = languages[(i + 7) % len(languages)]
+        data.records.append(stored(1000 + i, "bitext", query=texts[language][1], positive=texts[target][1],
+                                   negative=texts[target][3], language=language,
+                                   placeholders={"src_lang": language, "tgt_lang": target}))
+    for j in range(wrong):
+        language = rng.choice([name for name in languages if name not in FOREIGN])
+        other = rng.choice(FOREIGN)
+        if j % 2:  # a positive in another language
+            record = stored(2000 + j, "short-long", query=texts[language][1], positive=texts[other][2],
+                            language=language)
+        else:  # a bitext "translation" still in the source language, or in a third one
+            record = stored(2000 + j, "bitext", query=texts[language][0], positive=texts[other][0],
+                            negative=texts[language][2], language=language,
+                            placeholders={"src_lang": language, "tgt_lang": rng.choice(
+                                [name for name in languages if name not in FOREIGN and name != language])})
+        record["id"] = f"wrong-language-{j}"
+        data.records.insert(rng.randrange(len(data.records) + 1), record)
+        data.defects["language"].add(record["id"])
+    return data

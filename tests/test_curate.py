@@ -64,7 +64,7 @@ def test_texts_without_spaces_are_compared_by_characters(cli, workdir):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["in.jsonl", "--checks", "spelling"], "no check 'spelling' (known: near-duplicate"),
+    (["in.jsonl", "--checks", "spelling"], "no check 'spelling' (known: language, near-duplicate)"),
     (["missing.jsonl"], "no such file or folder: missing.jsonl"),
     (["empty.jsonl"], "no stored example in empty.jsonl"),
 ])
@@ -101,3 +101,42 @@ def test_near_duplicate_tasks_are_dropped_from_a_copy_of_the_task_files(cli, wor
     assert source.read() == tasks  # the source is read, never rewritten
     result = cli("curate", "--tasks", "data/tasks", "--out", "data/tasks")
     assert result.status == 2 and "--out must be another folder than --tasks" in result.err
+
+
+def test_texts_in_another_language_than_asked_are_dropped_with_what_was_detected(cli, workdir):
+    from planted import planted_languages
+
+    data = planted_languages()
+    write_jsonl(workdir / "in.jsonl", data.records)
+    result = cli("curate", "in.jsonl", "--out", "cur", "-q")  # the default checks: language, near-duplicate
+    assert result.status == 0, result.err
+    dropped = read_jsonl(workdir / "cur/dropped.jsonl")
+    precision, recall = precision_recall(dropped, "language", data.defects["language"])
+    assert precision >= 0.9 and recall >= 0.9, (precision, recall, [d["evidence"] for d in dropped])
+    found = {d["id"]: d for d in dropped}
+    for planted_id in data.defects["language"] & set(found):
+        evidence = found[planted_id]["evidence"]
+        assert evidence["field"] in ("positive", "negative") and evidence["detected"] != evidence["expected"]
+    report = json.loads((workdir / "cur/report.json").read_text())
+    assert report["check_counts"]["language"]["texts checked"] > 2 * len(data.records)
+    assert report["dropped"]["language"] == len(found) and report["by_kind"]["bitext"]["in"] > 0
+
+
+def test_languages_the_identifier_confuses_agree_and_unknown_ones_pass(cli, workdir):
+    from planted import udhr
+    from stored import stored
+
+    texts = udhr()
+    records = [stored(0, query=texts["Croatian"][0], positive=texts["Croatian"][2], language="Serbian"),
+               stored(1, query=texts["Malay"][0], positive=texts["Malay"][2], language="Indonesian"),
+               stored(2, query="an imported query without a language", positive=texts["German"][2], language="unknown"),
+               stored(3, query="Mera naam Ravi hai aur main Dilli mein rehta hoon", positive="Aaj mausam bahut accha "
+                      "hai, chalo bahar ghoomne chalte hain aur chai peete hain", language="Hindi Romanized"),
+               stored(4, query="मेरा नाम रवि है और मैं दिल्ली में रहता हूँ", positive="आज मौसम बहुत अच्छा है, चलो बाहर घूमने चलते हैं",
+                      language="Hindi Romanized")]
+    write_jsonl(workdir / "in.jsonl", records)
+    result = cli("curate", "in.jsonl", "--out", "cur", "--checks", "language", "-q")
+    assert result.status == 0, result.err
+    assert [d["id"] for d in read_jsonl(workdir / "cur/dropped.jsonl")] == ["run-4"]  # Devanagari is not Romanized
+    counts = json.loads((workdir / "cur/report.json").read_text())["check_counts"]["language"]
+    assert counts["texts in no known language"] == 2

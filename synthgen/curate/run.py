@@ -10,10 +10,11 @@ come after the checks that look at one example alone.
 import collections
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 from synthgen.config import Config
 from synthgen.errors import BadInput
+from synthgen.kinds import SOURCE_LANGUAGE, TARGET_LANGUAGE
 from synthgen.store import (
     CuratedFolder,
     Example,
@@ -29,6 +30,8 @@ class Check(Protocol):
     reason: str
 
     def judge(self, example: Example) -> Optional[dict[str, Any]]: ...
+
+    def summary(self) -> dict[str, int]: ...
 
 
 class NearDuplicateCheck:
@@ -51,8 +54,54 @@ class NearDuplicateCheck:
         self.ids.append(example.id)
         return None
 
+    def summary(self) -> dict[str, int]:
+        return {"examples kept as originals": len(self.ids)}
 
-CHECKS = {"near-duplicate": NearDuplicateCheck}
+
+class LanguageCheck:
+    """Query and positive in the example's language; for bitext, S1 in the source language and S2
+    and S3 in the target language. Texts in a language synthgen does not know (imported data), or
+    shorter than min_chars, are passed through and counted."""
+
+    name = reason = "language"
+
+    def __init__(self, config: Config):
+        from synthgen.config import known_languages
+        from synthgen.curate.language import LanguageIdentifier
+
+        self.identifier = LanguageIdentifier()
+        self.min_chars = config.curate.language.min_chars
+        self.known = set(known_languages())
+        self.counts: collections.Counter = collections.Counter()
+
+    @staticmethod
+    def expected(example: Example) -> list[tuple[str, Optional[str]]]:
+        if example.kind == "bitext":
+            source, target = example.placeholders.get(SOURCE_LANGUAGE), example.placeholders.get(TARGET_LANGUAGE)
+            return [("query", source), ("positive", target), ("negative", target)]
+        return [("query", example.language), ("positive", example.language)]
+
+    def judge(self, example: Example) -> Optional[dict[str, Any]]:
+        for name, language in self.expected(example):
+            text = getattr(example, name)
+            if not text:
+                continue
+            if language not in self.known:
+                self.counts["texts in no known language"] += 1
+            elif len(text.strip()) < self.min_chars:
+                self.counts["texts too short to tell"] += 1
+            else:
+                self.counts["texts checked"] += 1
+                evidence = self.identifier.verdict(text, language)
+                if evidence is not None:
+                    return {"field": name, "expected": language, **evidence}
+        return None
+
+    def summary(self) -> dict[str, int]:
+        return dict(sorted(self.counts.items()))
+
+
+CHECKS: dict[str, Callable[[Config], Check]] = {"language": LanguageCheck, "near-duplicate": NearDuplicateCheck}
 
 
 def make_checks(names: list[str], config: Config) -> list[Check]:
@@ -123,6 +172,7 @@ def curate(paths: list[Path], out: Path, config: Config, checks: Optional[list[s
                       "not_examples": read.not_examples},
             **tally.as_dict(),
             "checks": [check.name for check in active],
+            "check_counts": {check.name: check.summary() for check in active},
             "settings": config.curate.model_dump(mode="json"),
         }
         output.commit(report)
