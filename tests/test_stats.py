@@ -13,6 +13,8 @@ def w(count, word="lorem"):
 
 
 T1, T2, T3, T4, T5, T6, T7 = (f"Task number {i}." for i in range(1, 8))
+TWO_TASKS = {"jaccard_distance": 0.5, "distinct_2": 0.75}
+ONE_TASK = {"jaccard_distance": None, "distinct_2": 1.0}
 
 
 def short_long(i, query, positive, negative, query_length, num_words, task):
@@ -134,13 +136,15 @@ EXPECTED = {
         # examples per task: T1 3, T2 2, T3 3, T4 1, T6 2, sts 1, bitext 1, T5 2, T7 1
         "unique": 9,
         "per_task": spread(9, 1, 2, 3, 3),
+        # Diversity: "Task number 1." and "Task number 2." share 2 of 4 words (distance 0.5) and 1 of
+        # their 4 bigrams (3 distinct: 0.75); one task alone has no pair and all its bigrams distinct.
         "by_kind": {
-            "short-long": {"unique": 2, "per_task": spread(2, 2, 2.5, 3, 3)},
-            "long-short": {"unique": 2, "per_task": spread(2, 1, 2, 3, 3)},
-            "long-long": {"unique": 1, "per_task": spread(1, 2, 2, 2, 2)},
-            "sts": {"unique": 1, "per_task": spread(1, 1, 1, 1, 1)},
-            "bitext": {"unique": 1, "per_task": spread(1, 1, 1, 1, 1)},
-            "short-short": {"unique": 2, "per_task": spread(2, 1, 1.5, 2, 2)},
+            "short-long": {"unique": 2, "per_task": spread(2, 2, 2.5, 3, 3), "diversity": TWO_TASKS},
+            "long-short": {"unique": 2, "per_task": spread(2, 1, 2, 3, 3), "diversity": TWO_TASKS},
+            "long-long": {"unique": 1, "per_task": spread(1, 2, 2, 2, 2), "diversity": ONE_TASK},
+            "sts": {"unique": 1, "per_task": spread(1, 1, 1, 1, 1), "diversity": ONE_TASK},
+            "bitext": {"unique": 1, "per_task": spread(1, 1, 1, 1, 1), "diversity": ONE_TASK},
+            "short-short": {"unique": 2, "per_task": spread(2, 1, 1.5, 2, 2), "diversity": TWO_TASKS},
         },
     },
     "runs": {
@@ -154,6 +158,7 @@ EXPECTED = {
         "tokens_per_valid": 350.0,
         "prompt_tokens_per_valid": 200.0,
         "completion_tokens_per_valid": 150.0,
+        "brainstorm": {},
     },
 }
 
