@@ -18,7 +18,7 @@ from synthgen.instructions import QUERY_TEMPLATE, check_template
 from synthgen.llm.base import StopRun
 from synthgen.names import EXPORT_FORMATS, IMPORT_FORMATS, MAX_EXAMPLES, MAX_REQUESTS, SUBTYPES
 from synthgen.resources import resource_dir
-from synthgen.store import EXAMPLES_NAME
+from synthgen.store import DROPPED_NAME, EXAMPLES_NAME, REPORT_NAME
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -290,7 +290,7 @@ def stats(
 def curate(
     paths: Annotated[Optional[list[Path]], typer.Argument(help="JSONL files or folders of stored examples.",
                                                           show_default=False)] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Folder for examples.jsonl, dropped.jsonl and report.json "
+    out: Annotated[Optional[Path], typer.Option(help=f"Folder for {EXAMPLES_NAME}, {DROPPED_NAME} and {REPORT_NAME} "
                                                      "(default data/curated; with --tasks, data/tasks-curated).")] = None,
     checks: Annotated[Optional[str], typer.Option(help="Comma-separated checks to run, e.g. near-duplicate "
                                                        "(default [curate] checks of the config).")] = None,
