@@ -149,6 +149,7 @@ class Brainstorm:
                         if not batch:
                             break
                         result.rounds = result.rounds or batch
+                        before = result.added
                         self.dispatcher = Dispatcher(batch, request_cap(batch, self.config.generate.request_cap_factor),
                                                      self.config.generate.concurrency, tracker=self.progress)
                         await self.dispatcher.run(self._round)
@@ -157,6 +158,10 @@ class Brainstorm:
                             result.stop_reason = self.dispatcher.stop_reason  # None: the request cap
                             break
                         if wanted is None:
+                            break
+                        if result.added == before:  # ends even with the floor off (min_yield 0)
+                            result.exhausted = True
+                            result.stop_reason = f"a batch of {batch} rounds gave no new task"
                             break
         finally:
             self.file.lock.release()

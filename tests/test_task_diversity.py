@@ -161,3 +161,11 @@ def test_bad_brainstorm_settings_are_one_line(cli, endpoint, workdir, text, mess
 def test_n_tasks_and_rounds_together_are_refused(cli, endpoint):
     result = cli("brainstorm", "--subtype", "short-long", "--n-tasks", 10, "--rounds", 2, *endpoint)
     assert result.status == 2 and "give --n-tasks or --rounds, not both" in result.err
+
+
+def test_with_the_floor_off_a_batch_that_adds_nothing_still_ends_brainstorming(cli, endpoint, llm, workdir):
+    llm.task_pool = 20
+    (workdir / "nofloor.toml").write_text("[brainstorm]\nmin_yield = 0\n")
+    result = cli("brainstorm", "--subtype", "short-long", "--n-tasks", 50, "--config", "nofloor.toml", *endpoint)
+    assert result.status == 0, result.err
+    assert "short-long: 20 new tasks" in result.out and "gave no new task" in result.out
