@@ -169,8 +169,13 @@ def decode_key(line: bytes) -> ExampleKey:
     return _key_decoder.decode(line)
 
 
+def pretty_json(value: Any) -> bytes:
+    """A record or report as indented JSON for people: the manifest, curate's report."""
+    return msgspec.json.format(_encode(value), indent=2) + b"\n"
+
+
 def manifest_json(manifest: Manifest) -> bytes:
-    return msgspec.json.format(_encode(manifest), indent=2) + b"\n"
+    return pretty_json(manifest)
 
 
 # -- the lock ----------------------------------------------------------------------------------------
@@ -525,7 +530,7 @@ def write_records(path: Path, records: Iterable[msgspec.Struct]) -> None:
 
 
 def write_report(path: Path, report: dict[str, Any]) -> None:
-    write_atomic(path, msgspec.json.format(_encode(report), indent=2) + b"\n")
+    write_atomic(path, pretty_json(report))
 
 
 class CuratedFolder:
