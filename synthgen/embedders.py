@@ -31,6 +31,11 @@ class Embedder:
     def describe(self) -> dict:
         return {"model": self.name}
 
+    def identity(self) -> dict:
+        """What decides the vectors: two embedders with the same identity give the same vector for a
+        text (the embedding cache's key)."""
+        return self.describe()
+
 
 class SentenceTransformerEmbedder(Embedder):
     def __init__(self, model: Optional[str], batch_size: int = 32, max_seq_length: Optional[int] = None,
@@ -44,6 +49,7 @@ class SentenceTransformerEmbedder(Embedder):
             source, self.name = str(default_embedding_model_path()), DEFAULT_EMBEDDING_MODEL
         else:
             source, self.name = model, model
+        self.source = source
         try:
             self.model = SentenceTransformer(source, device=device)
         except Exception as exc:  # a wrong name or a broken folder: many exception types
@@ -59,6 +65,14 @@ class SentenceTransformerEmbedder(Embedder):
 
     def describe(self) -> dict:
         return {"model": self.name, "via": "sentence-transformers", "max_seq_length": self.model.max_seq_length}
+
+    def identity(self) -> dict:
+        # A folder's weights can be replaced in place (a model trained again into it): its files'
+        # sizes and times are part of the identity. A hub name is its own identity.
+        folder = Path(self.source)
+        files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+        stamp = [[str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+        return {**self.describe(), "source": str(folder.resolve()) if files else self.source, "files": stamp}
 
 
 class EndpointEmbedder(Embedder):

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Mapping, Optional, Sequence
 
 from synthgen.errors import BadInput
+from synthgen.resources import user_cache
 
 BLOCK = 8 << 20  # bytes read and hashed at a time
 INSTALL_HINT = (
@@ -87,9 +88,7 @@ class ModelFile:
 
 def cache_dir(environ: Optional[Mapping[str, str]] = None) -> Path:
     """$XDG_CACHE_HOME/synthgen/models, or ~/.cache/synthgen/models."""
-    base = (os.environ if environ is None else environ).get("XDG_CACHE_HOME") or ""
-    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".cache"
-    return root / "synthgen" / "models"
+    return user_cache("models", environ)
 
 
 def _stderr(message: str) -> None:
