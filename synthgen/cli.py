@@ -129,6 +129,7 @@ def settings(config_file: Optional[Path], **flags: Any) -> "Config":
         text = flags.pop(name, None)
         if text is not None:
             overrides[name] = parse_weights(text, name)
+    overrides["curate"] = flags.pop("curate", None)
     assert not flags, f"unhandled flags {flags}"
     return load_config(config_file, os.environ, overrides)
 
@@ -239,6 +240,7 @@ def dedup(
 
 ExportFormat = enum.Enum("ExportFormat", {n: n for n in EXPORT_FORMATS}, type=str)  # type: ignore[misc]
 ImportFormat = enum.Enum("ImportFormat", {n: n for n in IMPORT_FORMATS}, type=str)  # type: ignore[misc]
+FalseNegativeAction = enum.Enum("FalseNegativeAction", {n: n for n in ("drop", "swap", "keep")}, type=str)  # type: ignore[misc]
 
 
 @app.command("export")
@@ -296,11 +298,27 @@ def curate(
                                                        "(default [curate] checks of the config).")] = None,
     tasks: Annotated[Optional[Path], typer.Option("--tasks", help="Curate the task files of this folder instead: "
                                                                   "near-duplicate tasks out.")] = None,
+    mine_negatives: Annotated[Optional[int], typer.Option(
+        "--mine-negatives", min=0, help="Add this many hard negatives per kept example, mined from the documents "
+                                        "of its kind ([curate.mine]).")] = None,
+    on_false_negative: Annotated[Optional[FalseNegativeAction], typer.Option(
+        help="An example whose negative beats its positive: drop it, swap the two, or keep it.")] = None,
+    embed_model: Annotated[Optional[str], typer.Option(
+        help="The embedder: a sentence-transformers name or folder (default the offline all-MiniLM-L6-v2), "
+             "or with --embed-base-url the model the endpoint serves.")] = None,
+    embed_base_url: Annotated[Optional[str], typer.Option(
+        callback=_base_url, help="An OpenAI-compatible /v1/embeddings endpoint (key: OPENAI_API_KEY).")] = None,
     config: ConfigFile = None,
     quiet: Quiet = False,
 ) -> None:
     """Drop bad examples with the evidence: nothing is lost (kept + dropped = input)."""
-    cfg = settings(config)
+    if embed_base_url and not embed_model:
+        raise BadInput("--embed-base-url needs --embed-model: the embedding model the endpoint serves")
+    cfg = settings(config, curate={
+        "embed": {"model": embed_model, "base_url": embed_base_url},
+        "mine": {"negatives": mine_negatives},
+        "false_negative": {"action": on_false_negative.value if on_false_negative else None},
+    })
     if tasks is not None:
         from synthgen.curate.task_files import curate_tasks
 

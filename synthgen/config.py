@@ -182,11 +182,45 @@ class LanguageCheckConfig(_Section):
     min_chars: int = Field(ge=1)
 
 
+class EmbedConfig(_Section):
+    model: str = ""
+    base_url: str = ""
+    query_template: str
+    batch_size: int = Field(ge=1)
+    max_seq_length: int = Field(ge=0)
+    languages: Literal["auto", "english", "all"]
+    cache: str = ""
+
+    @field_validator("query_template")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        from synthgen.instructions import check_template
+
+        return check_template(value)
+
+
+class ConsistencyConfig(_Section):
+    top_k: int = Field(ge=1)
+
+
+class FalseNegativeConfig(_Section):
+    action: Literal["drop", "swap", "keep"]
+
+
+class MineConfig(_Section):
+    negatives: int = Field(ge=0)
+    relative_margin: float = Field(ge=0, lt=1)
+
+
 class CurateConfig(_Section):
     checks: list[str]
     language: LanguageCheckConfig
     near_duplicate: NearDuplicateConfig
     tasks: NearDuplicateConfig
+    embed: EmbedConfig
+    consistency: ConsistencyConfig
+    false_negative: FalseNegativeConfig
+    mine: MineConfig
 
 
 PlaceholderValue = Union[str, int, float]

@@ -14,6 +14,7 @@ import datetime
 import os
 import re
 import socket
+import tempfile
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,14 @@ class Example(msgspec.Struct, kw_only=True, omit_defaults=True):
     seed: Optional[int]
     source: Optional[str] = None  # imported examples: where they came from
     usage: Optional[Usage] = None  # generated examples: what the answer cost
+    # Added by curate: hard negatives mined from the other documents of the kind (best first), and
+    # what curation changed and why (a false negative swapped with its positive, with the scores).
+    negatives: Optional[list[str]] = None
+    curation: Optional[dict[str, Any]] = None
+
+    def all_negatives(self) -> list[str]:
+        """The generated negative, then the mined ones."""
+        return ([self.negative] if self.negative is not None else []) + (self.negatives or [])
 
 
 # The texts of an example, in the order a trainer takes them.
@@ -547,6 +556,29 @@ class CuratedFolder:
         return CuratedOutput(self)
 
 
+class Spool:
+    """Examples set aside between two passes, in a temporary file (removed on close): what a stage
+    that must see every example before it decides holds instead of the examples themselves."""
+
+    def __init__(self, folder: Path):
+        fd, name = tempfile.mkstemp(dir=folder, prefix=".spool.", suffix=".jsonl")
+        self.path = Path(name)
+        self.file = os.fdopen(fd, "w+b")
+
+    def add(self, example: Example) -> None:
+        self.file.write(_encode(example) + b"\n")
+
+    def __iter__(self) -> Iterator[Example]:
+        self.file.flush()
+        self.file.seek(0)
+        for line in self.file:
+            yield decode_example(line)
+
+    def close(self) -> None:
+        self.file.close()
+        self.path.unlink(missing_ok=True)
+
+
 class CuratedOutput:
     """The open output of one curate run: locked, written under temporary names, committed at once."""
 
@@ -555,6 +587,11 @@ class CuratedOutput:
         self._held = HeldFolder(folder.path, "curate")
         self._kept = AtomicFile(folder.examples)
         self._dropped = AtomicFile(folder.dropped)
+        self._spools: list[Spool] = []
+
+    def spool(self) -> Spool:
+        self._spools.append(Spool(self.folder.path))
+        return self._spools[-1]
 
     def keep(self, example: Example) -> None:
         self._kept.file.write(_encode(example) + b"\n")
@@ -571,6 +608,8 @@ class CuratedOutput:
         return self
 
     def __exit__(self, kind: object, *exc: object) -> None:
+        for spool in self._spools:
+            spool.close()
         if kind is not None:
             self._kept.abort()
             self._dropped.abort()

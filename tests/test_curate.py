@@ -64,7 +64,7 @@ def test_texts_without_spaces_are_compared_by_characters(cli, workdir):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["in.jsonl", "--checks", "spelling"], "no check 'spelling' (known: language, near-duplicate)"),
+    (["in.jsonl", "--checks", "spelling"], "no check 'spelling' (known: language, near-duplicate, consistency, false-negative)"),
     (["missing.jsonl"], "no such file or folder: missing.jsonl"),
     (["empty.jsonl"], "no stored example in empty.jsonl"),
 ])

@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
 
+import msgspec
+
 from synthgen.config import Config
+from synthgen.curate.retrieval import CONSISTENCY, FALSE_NEGATIVE, Outcome, RetrievalStage, open_cache
 from synthgen.errors import BadInput
 from synthgen.kinds import SOURCE_LANGUAGE, TARGET_LANGUAGE
 from synthgen.store import (
@@ -102,16 +105,23 @@ class LanguageCheck:
 
 
 CHECKS: dict[str, Callable[[Config], Check]] = {"language": LanguageCheck, "near-duplicate": NearDuplicateCheck}
+# Checks that need every example of a kind before they judge one: they run after those above, on
+# what those kept, through an embedder.
+EMBEDDING_CHECKS = (CONSISTENCY, FALSE_NEGATIVE)
+
+
+def check_names(names: list[str]) -> None:
+    known = [*CHECKS, *EMBEDDING_CHECKS]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise BadInput(f"no check {unknown[0]!r} (known: {', '.join(known)})")
+    if len(set(names)) != len(names):
+        raise BadInput("--checks names a check twice")
 
 
 def make_checks(names: list[str], config: Config) -> list[Check]:
-    unknown = [name for name in names if name not in CHECKS]
-    if unknown:
-        raise BadInput(f"no check {unknown[0]!r} (known: {', '.join(CHECKS)})")
-    if len(set(names)) != len(names):
-        raise BadInput("--checks names a check twice")
     # Checks that remember what they passed go last, whatever order they were named in.
-    return [CHECKS[name](config) for name in sorted(names, key=lambda n: n == "near-duplicate")]
+    return [CHECKS[name](config) for name in sorted((n for n in names if n in CHECKS), key=lambda n: n == "near-duplicate")]
 
 
 @dataclass
@@ -120,6 +130,7 @@ class Tally:
 
     examples: int = 0
     kept: int = 0
+    held: int = 0  # examples waiting for the embedding stage
     dropped: collections.Counter = field(default_factory=collections.Counter)
     kinds: dict = field(default_factory=lambda: collections.defaultdict(collections.Counter))
     languages: dict = field(default_factory=lambda: collections.defaultdict(collections.Counter))
@@ -147,14 +158,34 @@ class Tally:
 
 def curate(paths: list[Path], out: Path, config: Config, checks: Optional[list[str]] = None,
            show_progress: bool = True) -> dict[str, Any]:
-    """Curate the examples of `paths` into the folder `out`; returns the report it wrote."""
-    names = checks if checks is not None else config.curate.checks
+    """Curate the examples of `paths` into the folder `out`; returns the report it wrote.
+
+    checks: the checks to run (None: the config's, where embedding checks are skipped, and said so,
+    when no embedder can be had). [curate.mine] negatives > 0 mines hard negatives for what is kept.
+    """
+    settings = config.curate
+    names = checks if checks is not None else settings.checks
+    check_names(names)
     active = make_checks(names, config)
+    embedding = [name for name in EMBEDDING_CHECKS if name in names]
+    skipped: dict[str, str] = {}
+    stage = None
+    if embedding or settings.mine.negatives:
+        try:
+            cache = open_cache(settings.embed, show_progress)
+        except BadInput as exc:
+            if checks is not None or settings.mine.negatives:
+                raise
+            skipped = {name: str(exc) for name in embedding}
+            embedding = []
+        else:
+            stage = RetrievalStage(settings, cache, embedding, settings.mine.negatives, show_progress)
     folder = CuratedFolder(out)
     files = example_files(paths, exclude=folder.examples)
     read = ReadCounts()
     tally = Tally()
     with folder.open() as output:
+        spool = output.spool() if stage else None
         for example in read_examples(files, read, "curate", show_progress):
             reason = None
             for check in active:
@@ -162,18 +193,51 @@ def curate(paths: list[Path], out: Path, config: Config, checks: Optional[list[s
                 if evidence is not None:
                     reason = check.reason
                     output.drop(dropped(example, reason, evidence))
+                    tally.add(example, reason)
                     break
             else:
-                output.keep(example)
-            tally.add(example, reason)
+                if spool is None:
+                    output.keep(example)
+                    tally.add(example, None)
+                else:
+                    stage.add(tally.held, example)  # type: ignore[union-attr]
+                    spool.add(example)
+                    tally.held += 1
         read.require_examples(paths)
+        if stage is not None and spool is not None:
+            outcomes = stage.run()
+            for row, example in enumerate(spool):
+                outcome = outcomes.get(row)
+                if outcome is not None and outcome.drop is not None:
+                    output.drop(dropped(example, *outcome.drop))
+                    tally.add(example, outcome.drop[0])
+                    continue
+                if outcome is not None:
+                    example = amended(example, outcome)
+                output.keep(example)
+                tally.add(example, None)
         report = {
             "input": {"files": [str(f) for f in files], "lines": read.lines, "unreadable": read.unreadable,
                       "not_examples": read.not_examples},
             **tally.as_dict(),
-            "checks": [check.name for check in active],
-            "check_counts": {check.name: check.summary() for check in active},
-            "settings": config.curate.model_dump(mode="json"),
+            "checks": [check.name for check in active] + embedding,
+            "check_counts": {check.name: check.summary() for check in active} | (stage.summary() if stage else {}),
+            "skipped": skipped,
+            "embedder": {**stage.cache.embedder.describe(), "languages": stage.languages,
+                         "cache": str(stage.cache.folder), "computed": stage.cache.computed,
+                         "reused": stage.cache.reused} if stage else None,
+            "settings": settings.model_dump(mode="json"),
         }
         output.commit(report)
     return report
+
+
+def amended(example: Example, outcome: Outcome) -> Example:
+    """The example with what the embedding stage did to it: swapped, given mined negatives."""
+    changes: dict[str, Any] = {}
+    if outcome.swap is not None:
+        changes.update(positive=example.negative, negative=example.positive,
+                       curation={**(example.curation or {}), "swapped": outcome.swap})
+    if outcome.negatives:
+        changes["negatives"] = outcome.negatives
+    return msgspec.structs.replace(example, **changes) if changes else example
