@@ -2,12 +2,18 @@
 
 | format                | one line                                                                 |
 |-----------------------|--------------------------------------------------------------------------|
-| e5                    | {"query": "Instruct: <task>\\nQuery: <query>", "positive", "negative"}    |
+| e5                    | {"query": "Instruct: <task>\\nQuery: <query>", "positive", "negative", "negatives": [..]} |
 | sentence-transformers | {"anchor", "positive", "negative"} (columns in that order)               |
 | flagembedding         | {"query", "pos": [..], "neg": [..], "prompt": "<task>"}                  |
 | medi                  | {"query": [task, text], "pos": ["", text], "neg": ["", text], "task_name"} |
 
 The query side carries the instruction, documents none.
+
+An example's negatives are its generated one, then those `synthgen curate --mine-negatives` added:
+e5's "negatives" and flagembedding's "neg" list them all (e5's "negative" is the first, for trainers
+that take one); sentence-transformers writes one (anchor, positive, negative) row per negative (its
+columns are fixed per file; train with the NoDuplicatesBatchSampler so that the rows of one query
+do not meet in a batch); medi takes the first.
 
 Examples without a negative (short-short, long-long, imported pairs) are written without one where
 the format allows it, or left out and counted with `require_negative`:
@@ -58,34 +64,36 @@ class Options:
     require_negative: bool = False
 
 
-# A row is the values of a format's columns, in order; the sink names them.
+# A row is the values of a format's columns, in order; the sink names them. An example gives one
+# row, or (sentence-transformers) one per negative.
 Row = tuple[Any, ...]
 
 
-def e5_row(example: Example, options: Options) -> Row:
-    return instructed(example.task, example.query), example.positive, example.negative
+def e5_row(example: Example, options: Options) -> list[Row]:
+    negatives = example.all_negatives()
+    return [(instructed(example.task, example.query), example.positive, negatives[0] if negatives else None, negatives)]
 
 
-def sentence_transformers_row(example: Example, options: Options) -> Row:
+def sentence_transformers_row(example: Example, options: Options) -> list[Row]:
     anchor = instructed(example.task, example.query) if options.instruction else example.query
-    if example.negative is None:
-        return anchor, example.positive  # the pairs file's two columns
-    return anchor, example.positive, example.negative
+    negatives = example.all_negatives()
+    if not negatives:
+        return [(anchor, example.positive)]  # the pairs file's two columns
+    return [(anchor, example.positive, negative) for negative in negatives]
 
 
-def flagembedding_row(example: Example, options: Options) -> Row:
-    negatives = [example.negative] if example.negative is not None else []
-    return example.query, [example.positive], negatives, example.task
+def flagembedding_row(example: Example, options: Options) -> list[Row]:
+    return [(example.query, [example.positive], example.all_negatives(), example.task)]
 
 
-def medi_row(example: Example, options: Options) -> Row:
-    return [example.task, example.query], ["", example.positive], ["", example.negative], example.kind
+def medi_row(example: Example, options: Options) -> list[Row]:
+    return [([example.task, example.query], ["", example.positive], ["", example.all_negatives()[0]], example.kind)]
 
 
 @dataclass(frozen=True)
 class Format:
     name: str
-    row: Callable[[Example, Options], Row]
+    rows: Callable[[Example, Options], list[Row]]
     # What happens to an example without a negative: "null" (written without one), "pairs" (a
     # second file of (anchor, positive) rows) or "drop" (left out: the format cannot hold it).
     missing_negative: str
@@ -100,7 +108,8 @@ class Format:
 EXPORTS: dict[str, Format] = {
     f.name: f
     for f in (
-        Format("e5", e5_row, "null", (("query", "string"), ("positive", "string"), ("negative", "string"))),
+        Format("e5", e5_row, "null",
+               (("query", "string"), ("positive", "string"), ("negative", "string"), ("negatives", "list"))),
         Format(
             "sentence-transformers",
             sentence_transformers_row,
@@ -278,7 +287,7 @@ def _eligible(examples: Iterator[Example], fmt: Format, options: Options,
     drop_missing = options.require_negative or fmt.missing_negative == "drop"
     needs_task = fmt.needs_task(options)
     for example in examples:
-        if example.negative is None and drop_missing:
+        if drop_missing and not example.all_negatives():
             left_out[NO_NEGATIVE] += 1
         elif needs_task and not example.task:
             left_out[NO_TASK] += 1
@@ -332,13 +341,13 @@ def _write(paths: list[Path], out: Path, fmt: Format, options: Options, files: l
                 if not selection.take():
                     result.left_out[OVER_RATIO] += 1
                     continue
-            row = fmt.row(example, options)
-            if example.negative is None and fmt.missing_negative == "pairs":
+            sink = main
+            if fmt.missing_negative == "pairs" and not example.all_negatives():
                 if pairs is None:
                     pairs = open_sink(pairs_path(out), fmt.pair_columns)
-                pairs.write(row)
-            else:
-                main.write(row)
+                sink = pairs
+            for row in fmt.rows(example, options):
+                sink.write(row)
             result.per_source[source] += 1
         if result.read.examples == 0:
             raise BadInput(f"no stored examples in {', '.join(str(p) for p in paths)} "

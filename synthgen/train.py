@@ -100,7 +100,9 @@ def to_row(line: bytes, template: str, loaded: Loaded) -> Optional[Row]:
         if positive is None or not example.query.strip():
             return None
         loaded.stored += 1
-        return Row(query_text(template, example.task or None, example.query), positive, _text(example.negative))
+        negatives = example.all_negatives()  # the generated one first, then curate's mined ones
+        return Row(query_text(template, example.task or None, example.query), positive,
+                   _text(negatives[0]) if negatives else None)
     try:
         exported = msgspec.json.decode(line, type=ExportedRow)
     except (msgspec.DecodeError, msgspec.ValidationError):

@@ -38,6 +38,7 @@ def test_e5_is_the_papers_template_on_the_query_side_only(cli, raw, workdir):
         "query": f"Instruct: {examples[0]['task']}\nQuery: {examples[0]['query']}",
         "positive": examples[0]["positive"],
         "negative": examples[0]["negative"],
+        "negatives": [examples[0]["negative"]],
     }
     assert lines(out)[0].startswith('{"query":"Instruct: ')
     sts = rows[4]
@@ -67,6 +68,26 @@ def test_sentence_transformers_columns_in_order_and_pairs_apart(cli, raw, workdi
     assert read_jsonl(workdir / "st" / "train.jsonl")[0]["anchor"] == example["query"]
 
 
+def test_mined_negatives_follow_the_generated_one_in_every_format(cli, workdir):
+    """What `curate --mine-negatives` added: a list after the generated negative, or the only ones."""
+    mined = [stored(0, negative="generated", negatives=["mined 1", "mined 2"]),
+             stored(1, "short-short", negatives=["mined 3"])]
+    write_jsonl(workdir / "in.jsonl", mined)
+    assert cli("export", "in.jsonl", "--format", "e5", "--out", "e5.jsonl", "-q").status == 0
+    e5 = read_jsonl(workdir / "e5.jsonl")
+    assert [(r["negative"], r["negatives"]) for r in e5] == [("generated", ["generated", "mined 1", "mined 2"]),
+                                                             ("mined 3", ["mined 3"])]
+    assert cli("export", "in.jsonl", "--format", "flagembedding", "--out", "fe.jsonl", "-q").status == 0
+    assert [r["neg"] for r in read_jsonl(workdir / "fe.jsonl")] == [["generated", "mined 1", "mined 2"], ["mined 3"]]
+    result = cli("export", "in.jsonl", "--format", "sentence-transformers", "--out", "st.jsonl", "-q")
+    assert "wrote 4 (sentence-transformers)" in result.out and not (workdir / "st-pairs.jsonl").exists()
+    rows = read_jsonl(workdir / "st.jsonl")
+    assert [r["negative"] for r in rows] == ["generated", "mined 1", "mined 2", "mined 3"]
+    assert len({(r["anchor"], r["positive"]) for r in rows}) == 2  # one row per negative
+    assert cli("export", "in.jsonl", "--format", "medi", "--out", "medi.jsonl", "-q").status == 0
+    assert [r["neg"] for r in read_jsonl(workdir / "medi.jsonl")] == [["", "generated"], ["", "mined 3"]]
+
+
 def test_flagembedding_lists_and_prompt(cli, raw, workdir):
     result = cli("export", raw, "--format", "flagembedding", "--out", "fe.jsonl", "-q")
     assert result.status == 0, result.err
@@ -90,7 +111,7 @@ def test_medi_pairs_of_instruction_and_text(cli, raw, workdir):
 
 
 EXPECTED_COLUMNS = {
-    "e5": (["query", "positive", "negative"], None),
+    "e5": (["query", "positive", "negative", "negatives"], None),
     "sentence-transformers": (["anchor", "positive", "negative"], ["anchor", "positive"]),
     "flagembedding": (["query", "pos", "neg", "prompt"], None),
     "medi": (["query", "pos", "neg", "task_name"], None),
