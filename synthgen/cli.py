@@ -276,6 +276,10 @@ def export_(
 def stats(
     paths: Annotated[list[Path], typer.Argument(help="JSONL files or folders of stored examples.")],
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object for machines instead of tables.")] = False,
+    quality: Annotated[bool, typer.Option(
+        "--quality", help="Also what curate's checks measure: language agreement, near duplicates, the positive's "
+                          "rank and margin by the [curate.embed] embedder (its vectors cached, shared with curate).")] = False,
+    config: ConfigFile = None,
     quiet: Quiet = False,
 ) -> None:
     """Counts, lengths, prompt adherence, tasks, rejects and tokens of a dataset."""
@@ -284,7 +288,8 @@ def stats(
     from synthgen.stats import render
     from synthgen.stats import stats as dataset_stats
 
-    report = dataset_stats(paths, show_progress=not quiet and not json_out)
+    report = dataset_stats(paths, show_progress=not quiet and not json_out,
+                           quality=settings(config) if quality else None)
     typer.echo(json.dumps(report, ensure_ascii=False, indent=2) if json_out else render(report).rstrip("\n"))
 
 

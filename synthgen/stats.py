@@ -10,7 +10,9 @@
   and where the positive equals the negative;
 - tasks: how many distinct task definitions, and examples per task (min, median, max);
 - the runs behind the data: rejected answers by reason and tokens per valid example, from
-  the run's manifest (or its rejects file) beside the input files.
+  the run's manifest (or its rejects file) beside the input files;
+- with --quality, what curate's checks measure (curate/quality.py): language agreement, the
+  near-duplicate rate, the positive's rank and the positive-negative margin by an embedder.
 """
 
 import collections
@@ -18,9 +20,12 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from synthgen.errors import BadInput
+
+if TYPE_CHECKING:
+    from synthgen.config import Config
 from synthgen.store import (
     MANIFEST_NAME,
     REJECTS_NAME,
@@ -231,12 +236,20 @@ def run_report(folders: list[Path]) -> dict[str, Any]:
     }
 
 
-def stats(paths: list[Path], show_progress: bool = False) -> dict[str, Any]:
+def stats(paths: list[Path], show_progress: bool = False, quality: Optional["Config"] = None) -> dict[str, Any]:
+    """The report; with `quality` (the config of curate's checks), the quality figures too."""
     files = example_files(paths)
     read = ReadCounts()
     collector = Collector()
+    measure = None
+    if quality is not None:
+        from synthgen.curate.quality import Quality
+
+        measure = Quality(quality, show_progress)
     for example in read_examples(files, read, "stats", show_progress):
         collector.add(example)
+        if measure is not None:
+            measure.add(example)
     if read.examples == 0:
         raise BadInput(f"no stored examples in {', '.join(str(p) for p in paths)} "
                        f"({read.lines} lines{read.skipped()})")
@@ -279,6 +292,7 @@ def stats(paths: list[Path], show_progress: bool = False) -> dict[str, Any]:
             },
         },
         "runs": run_report(run_folders(files)),
+        **({"quality": measure.report()} if measure is not None else {}),
     }
 
 
@@ -341,4 +355,32 @@ def render(report: dict[str, Any]) -> str:
         out.append("\n".join(lines))
     else:
         out.append(f"rejected answers and tokens: no {MANIFEST_NAME} or {REJECTS_NAME} beside the input")
+    if "quality" in report:
+        out += render_quality(report["quality"])
     return "\n\n".join(out) + "\n"
+
+
+def render_quality(quality: dict[str, Any]) -> list[str]:
+    out = []
+    near = quality["near_duplicates"]
+    lines = [f"near duplicates: {near['near_duplicates']} of {near['examples']} examples ({_percent(near['share'])})"]
+    lines += [f"{part} not measured: {reason}" for part, reason in quality["skipped"].items()]
+    out.append("\n".join(lines))
+    if "language_agreement" in quality:
+        rows = [[language, c["judged"], c["agree"], _percent(c["share"])] for language, c in quality["language_agreement"].items()]
+        out.append(table("language agreement (examples whose texts are in the language asked for)",
+                         ["", "judged", "agree", "share"], rows))
+    if "retrieval" in quality:
+        r = quality["retrieval"]
+        rank, margin = r["positive_rank"], r["margin"]
+        top = next(key for key in rank if key.startswith("top_"))
+        out.append("\n".join([
+            f"by {r['embedder']}: {r['examples']} examples ({r['passed_through']} in languages it does not read)",
+            f"positive's rank among the positives of its kind: first {_percent(rank['first'])}, "
+            f"{top.replace('_', ' ')} {_percent(rank[top])}, median {cell(rank.get('median'))}, p95 {cell(rank.get('p95'))}, "
+            f"max {cell(rank.get('max'))}",
+            f"cos(q, positive) - cos(q, negative) over {margin['examples']} examples with a negative: "
+            f"negative wins {_percent(margin['negative_wins'])}; min {cell(margin['min'])}, p5 {cell(margin['p5'])}, "
+            f"p25 {cell(margin['p25'])}, median {cell(margin['median'])}, p75 {cell(margin['p75'])}, max {cell(margin['max'])}",
+        ]))
+    return out

@@ -89,7 +89,8 @@ class RetrievalStage:
         self.languages = embed_languages(config.embed.languages, cache.embedder.name)
         self.entries: list[Entry] = []
         self.counts: dict[str, collections.Counter] = {name: collections.Counter() for name in [*checks, "mine"]}
-        self.ranks: collections.Counter = collections.Counter()
+        self.ranks: collections.Counter = collections.Counter()  # rank of the positive -> examples
+        self.margins: list[float] = []  # cos(q, positive) - cos(q, negative) of each example with a negative
 
     def add(self, row: int, example: Example) -> None:
         """Take the example into the stage, or count it passed through."""
@@ -136,7 +137,7 @@ class RetrievalStage:
             for offset, rank in enumerate(ranks.tolist()):
                 entry = entries[start + offset]
                 counts["checked"] += 1
-                self.ranks[rank if rank <= k else f">{k}"] += 1
+                self.ranks[rank] += 1
                 if rank > k:
                     counts["dropped"] += 1
                     outcomes[entry.row].drop = (INCONSISTENT, {
@@ -151,7 +152,7 @@ class RetrievalStage:
                          outcomes: dict[int, Outcome]) -> None:
         np = _numpy()
         counts = self.counts[FALSE_NEGATIVE]
-        with_negative = [n for n, e in enumerate(entries) if e.negative is not None and outcomes[e.row].drop is None]
+        with_negative = [n for n, e in enumerate(entries) if e.negative is not None]
         if not with_negative:
             return
         negatives = self.cache.vectors([entries[n].negative or "" for n in with_negative], self.show_progress,
@@ -159,6 +160,9 @@ class RetrievalStage:
         scores = np.einsum("ij,ij->i", queries[with_negative], negatives)
         action = self.config.false_negative.action
         for n, negative_score in zip(with_negative, scores.tolist()):
+            self.margins.append(float(positive_scores[n]) - negative_score)  # every example's, for stats
+            if outcomes[entries[n].row].drop is not None:
+                continue  # inconsistent already
             counts["checked"] += 1
             if negative_score <= positive_scores[n]:
                 continue
@@ -203,7 +207,10 @@ class RetrievalStage:
         result: dict[str, dict[str, Any]] = {name: dict(sorted(c.items())) for name, c in self.counts.items()
                                              if name != "mine" or self.mine}
         if CONSISTENCY in result:
-            result[CONSISTENCY]["positive rank"] = {str(r): n for r, n in sorted(self.ranks.items(), key=lambda i: str(i[0]))}
+            k = self.config.consistency.top_k
+            ranks = {str(r): self.ranks[r] for r in range(1, k + 1) if self.ranks[r]}
+            beyond = sum(n for r, n in self.ranks.items() if r > k)
+            result[CONSISTENCY]["positive rank"] = {**ranks, **({f">{k}": beyond} if beyond else {})}
         return result
 
 
