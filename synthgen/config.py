@@ -212,6 +212,15 @@ class MineConfig(_Section):
     relative_margin: float = Field(ge=0, lt=1)
 
 
+class RelabelConfig(_Section):
+    top_m: int = Field(ge=2, le=20)
+    action: Literal["relabel", "drop"]
+    temperature: float = Field(ge=0, le=2)
+    attempts: int = Field(ge=1, le=10)
+    max_tokens: int = Field(ge=16)
+    max_document_chars: int = Field(ge=0)
+
+
 class CurateConfig(_Section):
     checks: list[str]
     language: LanguageCheckConfig
@@ -221,6 +230,7 @@ class CurateConfig(_Section):
     consistency: ConsistencyConfig
     false_negative: FalseNegativeConfig
     mine: MineConfig
+    relabel: RelabelConfig
 
 
 PlaceholderValue = Union[str, int, float]
