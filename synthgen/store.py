@@ -533,6 +533,53 @@ class DroppedTask(Task, kw_only=True, omit_defaults=True):
     duplicate_of: str
 
 
+RELABEL_NAME = "relabel.jsonl"
+
+
+class Judgement(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The LLM's judgement of an example's retrieved documents (relabelling): one line of relabel.jsonl
+    for each example judged, so a rerun asks again only for what is not there.
+
+    Indices are into the documents as the caller listed them (retrieval order), not as shown.
+    """
+
+    id: str
+    digest: str  # of the task, query and documents judged: a changed candidate is judged again
+    grades: list[int] = []  # 0 (unrelated) to 3 (answers fully), one per document
+    best: int = -1  # the top-graded document (the positive when it is one of them)
+    positive_index: int = -1  # where the example's own positive was
+    verdict: str  # kept, relabelled, dropped, or unjudged (never written to the file)
+    shown: list[int] = []  # the documents in the order the LLM saw them
+    reason: Optional[str] = None  # unjudged: why (the last answer's rejection reason, the request cap)
+    detail: str = ""
+    model: str = ""
+    usage: Optional[Usage] = None  # every answer it took, retries included
+
+
+_judgement_decoder = msgspec.json.Decoder(Judgement)
+
+
+def read_judgements(path: Path) -> dict[tuple[str, str], Judgement]:
+    """The judgements of a relabel ledger by (id, digest), the last one of each; a torn last line (a
+    kill mid-write) is cut off first, and other lines that are no judgement are passed over."""
+    found: dict[tuple[str, str], Judgement] = {}
+    if not path.exists():
+        return found
+    cut_torn_tail(path)
+    with open(path, "rb") as f:
+        for line in f:
+            try:
+                judgement = _judgement_decoder.decode(line)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                continue
+            found[(judgement.id, judgement.digest)] = judgement
+    return found
+
+
+def judgement_writer(path: Path) -> LineAppender:
+    return LineAppender(path, _encode)
+
+
 def write_records(path: Path, records: Iterable[msgspec.Struct]) -> None:
     """A JSONL file of these records, written atomically."""
     write_atomic(path, b"".join(_encode(record) + b"\n" for record in records))
