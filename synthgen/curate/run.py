@@ -9,8 +9,9 @@ come after the checks that look at one example alone.
 
 import collections
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, Iterable, Iterator, Optional, Protocol
 
 import msgspec
 
@@ -32,12 +33,24 @@ class Check(Protocol):
     name: str
     reason: str
 
-    def judge(self, example: Example) -> Optional[dict[str, Any]]: ...
+    def judge_many(self, examples: list[Example]) -> list[Optional[dict[str, Any]]]:
+        """judge() of each example in turn (a check may do it faster, e.g. in worker processes)."""
+        ...
 
     def summary(self) -> dict[str, int]: ...
 
 
-class NearDuplicateCheck:
+class OneByOne:
+    """judge_many for a check that judges one example at a time."""
+
+    def judge(self, example: Example) -> Optional[dict[str, Any]]:
+        raise NotImplementedError
+
+    def judge_many(self, examples: list[Example]) -> list[Optional[dict[str, Any]]]:
+        return [self.judge(example) for example in examples]
+
+
+class NearDuplicateCheck(OneByOne):
     name = reason = "near-duplicate"
 
     def __init__(self, config: Config):
@@ -61,7 +74,7 @@ class NearDuplicateCheck:
         return {"examples kept as originals": len(self.ids)}
 
 
-class LanguageCheck:
+class LanguageCheck(OneByOne):
     """Query and positive in the example's language; for bitext, S1 in the source language and S2
     and S3 in the target language. Texts in a language synthgen does not know (imported data), or
     shorter than min_chars, are passed through and counted."""
@@ -105,6 +118,8 @@ class LanguageCheck:
 
 
 CHECKS: dict[str, Callable[[Config], Check]] = {"language": LanguageCheck, "near-duplicate": NearDuplicateCheck}
+BATCH = 4096  # examples judged together: a check may hand a batch to worker processes
+
 # Checks that need every example of a kind before they judge one: they run after those above, on
 # what those kept, through an embedder.
 EMBEDDING_CHECKS = (CONSISTENCY, FALSE_NEGATIVE)
@@ -186,17 +201,12 @@ def curate(paths: list[Path], out: Path, config: Config, checks: Optional[list[s
     tally = Tally()
     with folder.open() as output:
         spool = output.spool() if stage else None
-        for example in read_examples(files, read, "curate", show_progress):
-            reason = None
-            for check in active:
-                evidence = check.judge(example)
-                if evidence is not None:
-                    reason = check.reason
-                    output.drop(dropped(example, reason, evidence))
-                    tally.add(example, reason)
-                    break
-            else:
-                if spool is None:
+        for batch in batched(read_examples(files, read, "curate", show_progress), BATCH):
+            for example, verdict in zip(batch, judge(active, batch)):
+                if verdict is not None:
+                    output.drop(dropped(example, *verdict))
+                    tally.add(example, verdict[0])
+                elif spool is None:
                     output.keep(example)
                     tally.add(example, None)
                 else:
@@ -230,6 +240,24 @@ def curate(paths: list[Path], out: Path, config: Config, checks: Optional[list[s
         }
         output.commit(report)
     return report
+
+
+def batched(items: Iterable[Example], size: int) -> Iterator[list[Example]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def judge(checks: list[Check], batch: list[Example]) -> list[Optional[tuple[str, dict[str, Any]]]]:
+    """Each example's (reason, evidence) from the first check it fails, or None; each check sees
+    only the examples the checks before it passed, in order."""
+    verdicts: list[Optional[tuple[str, dict[str, Any]]]] = [None] * len(batch)
+    for check in checks:
+        pending = [n for n, verdict in enumerate(verdicts) if verdict is None]
+        for n, evidence in zip(pending, check.judge_many([batch[n] for n in pending])):
+            if evidence is not None:
+                verdicts[n] = (check.reason, evidence)
+    return verdicts
 
 
 def amended(example: Example, outcome: Outcome) -> Example:
