@@ -313,13 +313,28 @@ def curate(
              "or with --embed-base-url the model the endpoint serves.")] = None,
     embed_base_url: Annotated[Optional[str], typer.Option(
         callback=_base_url, help="An OpenAI-compatible /v1/embeddings endpoint (key: OPENAI_API_KEY).")] = None,
+    relabel: Annotated[bool, typer.Option(
+        "--relabel", help="The LLM judges the documents retrieved for each kept query; a better one becomes the "
+                          "positive ([curate.relabel]). Needs an endpoint (or the embedded model).")] = False,
+    base_url: BaseUrl = None,
+    model: Model = None,
+    api_key: ApiKey = None,
+    backend: BackendOpt = None,
+    model_path: ModelPath = None,
+    concurrency: Concurrency = None,
+    rpm: Rpm = None,
+    tpm: Tpm = None,
     config: ConfigFile = None,
     quiet: Quiet = False,
 ) -> None:
     """Drop bad examples with the evidence: nothing is lost (kept + dropped = input)."""
     if embed_base_url and not embed_model:
         raise BadInput("--embed-base-url needs --embed-model: the embedding model the endpoint serves")
-    cfg = settings(config, curate={
+    llm_flags = {"base_url": base_url, "model": model, "api_key": api_key, "backend": backend,
+                 "model_path": model_path, "concurrency": concurrency, "rpm": rpm, "tpm": tpm}
+    if not relabel and any(value is not None for value in llm_flags.values()):
+        raise BadInput("--base-url, --model, --backend and the other LLM flags are for --relabel")
+    cfg = settings(config, **llm_flags, curate={
         "embed": {"model": embed_model, "base_url": embed_base_url},
         "mine": {"negatives": mine_negatives},
         "false_negative": {"action": on_false_negative.value if on_false_negative else None},
@@ -342,7 +357,7 @@ def curate(
 
     out = out or Path("data/curated")
     names = [name.strip() for name in checks.split(",") if name.strip()] if checks is not None else None
-    report = run_curate(paths, out, cfg, names, show_progress=not quiet)
+    report = run_curate(paths, out, cfg, names, show_progress=not quiet, relabel=relabel)
     typer.echo(render(report, out).rstrip("\n"))
 
 

@@ -46,7 +46,7 @@ class Template:
         return "".join(part if i % 2 == 0 else values[part] for i, part in enumerate(parts))
 
 
-def _load(folder: Path, stage: str, kind: str, declared: tuple[str, ...]) -> Template:
+def load_template(folder: Path, stage: str, kind: str, declared: tuple[str, ...]) -> Template:
     path = folder / stage / f"{kind}.txt"
     try:
         text = path.read_text(encoding="utf-8")
@@ -63,8 +63,8 @@ class Templates:
 
     def __init__(self, folder: Optional[Path] = None):
         self.folder = folder or resource_dir("prompts")
-        self.brainstorm = {k: _load(self.folder, "brainstorm", k, BRAINSTORM_PLACEHOLDERS) for k in SUBTYPES}
-        self.generate = {k: _load(self.folder, "generate", k, kind.placeholders) for k, kind in KINDS.items()}
+        self.brainstorm = {k: load_template(self.folder, "brainstorm", k, BRAINSTORM_PLACEHOLDERS) for k in SUBTYPES}
+        self.generate = {k: load_template(self.folder, "generate", k, kind.placeholders) for k, kind in KINDS.items()}
 
     def texts(self) -> dict[str, str]:
         """Every template's text by name, for the run's fingerprint."""

@@ -666,7 +666,7 @@ class CuratedOutput:
 # -- reading stored examples -------------------------------------------------------------------------
 
 # Files a folder walk passes over: audit trails, not examples.
-_NOT_EXAMPLE_FILES = frozenset({REJECTS_NAME, DROPPED_NAME})
+_NOT_EXAMPLE_FILES = frozenset({REJECTS_NAME, DROPPED_NAME, RELABEL_NAME})
 
 
 def input_files(paths: Iterable[Path], exclude: Optional[Path] = None) -> list[Path]:

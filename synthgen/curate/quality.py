@@ -36,7 +36,8 @@ class Quality:
         except BadInput as exc:
             self.skipped["embedding"] = str(exc)
         else:
-            self.stage = RetrievalStage(settings, cache, [CONSISTENCY, FALSE_NEGATIVE], 0, show_progress)
+            self.stage = RetrievalStage(config.model_copy(update={"curate": settings}), cache,
+                                        [CONSISTENCY, FALSE_NEGATIVE], 0, show_progress=show_progress)
         self.by_language: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
         self.examples = 0
         self.near_duplicates = 0

@@ -35,7 +35,7 @@ from synthgen.dispatch import Dispatcher, FailureWindow, request_cap
 from synthgen.errors import Interrupted, RunStopped
 from synthgen.llm import Completion, LLMClient, RequestFailed, StopRun
 from synthgen.progress import Progress
-from synthgen.prompts import Template, _load
+from synthgen.prompts import Template, load_template
 from synthgen.resources import resource_dir
 from synthgen.schemas import Answer
 from synthgen.store import Example, Judgement, Usage, judgement_writer, read_judgements
@@ -137,7 +137,7 @@ def relabel_template(config: Config) -> Template:
     folder = Path(config.prompts) if config.prompts else resource_dir("prompts")
     if not (folder / "curate" / "relabel.txt").exists():
         folder = resource_dir("prompts")
-    return _load(folder, "curate", "relabel", PLACEHOLDERS)
+    return load_template(folder, "curate", "relabel", PLACEHOLDERS)
 
 
 def render_prompt(template: Template, candidate: Candidate, shown: list[int], max_chars: int) -> str:

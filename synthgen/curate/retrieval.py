@@ -18,14 +18,18 @@ import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
-from synthgen.config import CurateConfig, EmbedConfig
+from synthgen.config import Config, EmbedConfig
 from synthgen.embedding_cache import EmbeddingCache
 from synthgen.instructions import query_text
 from synthgen.kinds import SOURCE_LANGUAGE, TARGET_LANGUAGE
 from synthgen.models import DEFAULT_EMBEDDING_MODEL
 from synthgen.store import Example
+
+if TYPE_CHECKING:
+    from synthgen.curate.relabel import Candidate
+    from synthgen.store import Judgement
 
 CONSISTENCY, FALSE_NEGATIVE = "consistency", "false-negative"
 INCONSISTENT = "inconsistent"
@@ -40,6 +44,8 @@ class Entry:
     row: int
     id: str
     kind: str
+    task: str
+    text: str  # the query as written
     query: str  # through the query template
     positive: str
     negative: Optional[str]
@@ -51,6 +57,7 @@ class Outcome:
 
     drop: Optional[tuple[str, dict[str, Any]]] = None
     swap: Optional[dict[str, Any]] = None
+    judged: Optional[tuple["Candidate", "Judgement"]] = None  # relabelling's judgement
     negatives: list[str] = field(default_factory=list)
 
 
@@ -79,9 +86,13 @@ def open_cache(settings: EmbedConfig, show_progress: bool = True) -> EmbeddingCa
 
 
 class RetrievalStage:
-    def __init__(self, config: CurateConfig, cache: EmbeddingCache, checks: list[str], mine: int,
-                 show_progress: bool = True):
-        self.config = config
+    def __init__(self, full: Config, cache: EmbeddingCache, checks: list[str], mine: int,
+                 relabel_ledger: Optional[Path] = None, show_progress: bool = True):
+        """relabel_ledger: where relabelling keeps its judgements (None: no relabelling)."""
+        self.full = full
+        self.config = config = full.curate
+        self.relabel_ledger = relabel_ledger
+        self.relabelled: Optional[dict[str, Any]] = None  # relabelling's summary
         self.cache = cache
         self.checks = checks
         self.mine = mine
@@ -99,13 +110,14 @@ class RetrievalStage:
                 counts["passed through (a language the embedder does not read)"] += 1
             return
         query = query_text(self.config.embed.query_template, example.task, example.query)
-        self.entries.append(Entry(row, example.id, example.kind, query, example.positive, example.negative))
+        self.entries.append(Entry(row, example.id, example.kind, example.task, example.query, query, example.positive, example.negative))
 
     def run(self) -> dict[int, Outcome]:
         outcomes: dict[int, Outcome] = collections.defaultdict(Outcome)
         by_kind: dict[str, list[Entry]] = collections.defaultdict(list)
         for entry in self.entries:
             by_kind[entry.kind].append(entry)
+        retrieved: dict[int, list[str]] = {}  # row -> the documents retrieved for its query, best first
         for kind, entries in sorted(by_kind.items()):
             np = _numpy()
             queries = self.cache.vectors([e.query for e in entries], self.show_progress, f"embedding {kind} queries")
@@ -114,28 +126,72 @@ class RetrievalStage:
             where = {text: n for n, text in enumerate(documents)}
             own = np.fromiter((where[e.positive] for e in entries), dtype=np.int64, count=len(entries))
             positive_scores = np.einsum("ij,ij->i", queries, vectors[own])
-            if CONSISTENCY in self.checks:
-                self._consistency(entries, queries, documents, vectors, positive_scores, outcomes)
+            if CONSISTENCY in self.checks or self.relabel_ledger is not None:
+                self._rank(entries, queries, documents, vectors, positive_scores, outcomes, retrieved)
             if FALSE_NEGATIVE in self.checks:
                 self._false_negatives(kind, entries, queries, positive_scores, outcomes)
+        if self.relabel_ledger is not None:
+            self._relabel(retrieved, outcomes)
         if self.mine:
             self._mine(by_kind, outcomes)
         return outcomes
 
-    def _consistency(self, entries: list[Entry], queries: Any, documents: list[str], vectors: Any,
-                     positive_scores: Any, outcomes: dict[int, Outcome]) -> None:
+    def _relabel(self, retrieved: dict[int, list[str]], outcomes: dict[int, Outcome]) -> None:
+        """The LLM judges each kept example's retrieved documents; a relabelled example's new
+        positive is what mining then mines for."""
+        from synthgen.curate.relabel import (
+            DROPPED,
+            RELABELLED,
+            RELABELLED_OUT,
+            Candidate,
+            candidate_documents,
+            evidence,
+            relabel_candidates,
+        )
+
+        assert self.relabel_ledger is not None
+        top_m = self.config.relabel.top_m
+        entries = {e.row: e for e in self.entries if outcomes[e.row].drop is None}
+        candidates = [Candidate(e.row, e.id, e.task, e.text, e.positive,
+                                candidate_documents(e.positive, retrieved[e.row], top_m)) for e in entries.values()]
+        result = relabel_candidates(candidates, self.full, self.relabel_ledger, self.show_progress)
+        for candidate in candidates:
+            judgement = result.judgements[candidate.row]
+            outcome, entry = outcomes[candidate.row], entries[candidate.row]
+            outcome.judged = (candidate, judgement)
+            if judgement.verdict == DROPPED:
+                outcome.drop = (RELABELLED_OUT, evidence(judgement, candidate))
+            elif judgement.verdict == RELABELLED:
+                entry.positive, entry.negative = candidate.documents[judgement.best], entry.positive
+        self.relabelled = result.summary()
+
+    def _rank(self, entries: list[Entry], queries: Any, documents: list[str], vectors: Any,
+              positive_scores: Any, outcomes: dict[int, Outcome], retrieved: dict[int, list[str]]) -> None:
+        """Each query against every positive of its kind: the rank of its own (consistency), and the
+        documents relabelling shows the LLM."""
+        np = _numpy()
         k = self.config.consistency.top_k
+        consistency = CONSISTENCY in self.checks
+        top_m = self.config.relabel.top_m if self.relabel_ledger is not None else 0
         owners: dict[str, str] = {}  # a document -> the id of the first example whose positive it is
         for entry in entries:
             owners.setdefault(entry.positive, entry.id)
-        counts = self.counts[CONSISTENCY]
+        counts = self.counts.get(CONSISTENCY)
         for start in range(0, len(entries), ROWS_PER_BLOCK):
             block = queries[start:start + ROWS_PER_BLOCK] @ vectors.T
             mine = positive_scores[start:start + ROWS_PER_BLOCK]
             ranks = (block > mine[:, None]).sum(axis=1) + 1
             best = block.argmax(axis=1)
+            if top_m:
+                m = min(top_m, block.shape[1])
+                top = np.argpartition(-block, m - 1, axis=1)[:, :m]
             for offset, rank in enumerate(ranks.tolist()):
                 entry = entries[start + offset]
+                if top_m:
+                    order = top[offset][np.argsort(-block[offset, top[offset]], kind="stable")]
+                    retrieved[entry.row] = [documents[n] for n in order.tolist()]
+                if not consistency or counts is None:
+                    continue
                 counts["checked"] += 1
                 self.ranks[rank] += 1
                 if rank > k:
@@ -206,6 +262,8 @@ class RetrievalStage:
     def summary(self) -> dict[str, dict[str, Any]]:
         result: dict[str, dict[str, Any]] = {name: dict(sorted(c.items())) for name, c in self.counts.items()
                                              if name != "mine" or self.mine}
+        if self.relabelled is not None:
+            result["relabel"] = self.relabelled
         if CONSISTENCY in result:
             k = self.config.consistency.top_k
             ranks = {str(r): self.ranks[r] for r in range(1, k + 1) if self.ranks[r]}

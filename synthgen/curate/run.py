@@ -20,6 +20,7 @@ from synthgen.curate.retrieval import CONSISTENCY, FALSE_NEGATIVE, Outcome, Retr
 from synthgen.errors import BadInput
 from synthgen.kinds import SOURCE_LANGUAGE, TARGET_LANGUAGE
 from synthgen.store import (
+    RELABEL_NAME,
     CuratedFolder,
     Example,
     ReadCounts,
@@ -172,11 +173,13 @@ class Tally:
 
 
 def curate(paths: list[Path], out: Path, config: Config, checks: Optional[list[str]] = None,
-           show_progress: bool = True) -> dict[str, Any]:
+           show_progress: bool = True, relabel: bool = False) -> dict[str, Any]:
     """Curate the examples of `paths` into the folder `out`; returns the report it wrote.
 
     checks: the checks to run (None: the config's, where embedding checks are skipped, and said so,
-    when no embedder can be had). [curate.mine] negatives > 0 mines hard negatives for what is kept.
+    when no embedder can be had). [curate.mine] negatives > 0 mines hard negatives for what is kept;
+    relabel: the LLM judges the documents retrieved for each kept query (judgements kept in
+    OUT/relabel.jsonl, so a rerun asks again only what it has not judged).
     """
     settings = config.curate
     names = checks if checks is not None else settings.checks
@@ -185,16 +188,17 @@ def curate(paths: list[Path], out: Path, config: Config, checks: Optional[list[s
     embedding = [name for name in EMBEDDING_CHECKS if name in names]
     skipped: dict[str, str] = {}
     stage = None
-    if embedding or settings.mine.negatives:
+    if embedding or settings.mine.negatives or relabel:
         try:
             cache = open_cache(settings.embed, show_progress)
         except BadInput as exc:
-            if checks is not None or settings.mine.negatives:
+            if checks is not None or settings.mine.negatives or relabel:
                 raise
             skipped = {name: str(exc) for name in embedding}
             embedding = []
         else:
-            stage = RetrievalStage(settings, cache, embedding, settings.mine.negatives, show_progress)
+            stage = RetrievalStage(config, cache, embedding, settings.mine.negatives,
+                                   out / RELABEL_NAME if relabel else None, show_progress)
     folder = CuratedFolder(out)
     files = example_files(paths, exclude=folder.examples)
     read = ReadCounts()
@@ -230,7 +234,7 @@ def curate(paths: list[Path], out: Path, config: Config, checks: Optional[list[s
             "input": {"files": [str(f) for f in files], "lines": read.lines, "unreadable": read.unreadable,
                       "not_examples": read.not_examples},
             **tally.as_dict(),
-            "checks": [check.name for check in active] + embedding,
+            "checks": [check.name for check in active] + embedding + (["relabel"] if relabel else []),
             "check_counts": {check.name: check.summary() for check in active} | (stage.summary() if stage else {}),
             "skipped": skipped,
             "embedder": {**stage.cache.embedder.describe(), "languages": stage.languages,
@@ -261,11 +265,17 @@ def judge(checks: list[Check], batch: list[Example]) -> list[Optional[tuple[str,
 
 
 def amended(example: Example, outcome: Outcome) -> Example:
-    """The example with what the embedding stage did to it: swapped, given mined negatives."""
-    changes: dict[str, Any] = {}
+    """The example with what the embedding stage did to it, in the order it did it: swapped (a false
+    negative), relabelled, given mined negatives."""
     if outcome.swap is not None:
-        changes.update(positive=example.negative, negative=example.positive,
-                       curation={**(example.curation or {}), "swapped": outcome.swap})
+        example = msgspec.structs.replace(example, positive=example.negative, negative=example.positive,
+                                          curation={**(example.curation or {}), "swapped": outcome.swap})
+    if outcome.judged is not None:
+        from synthgen.curate.relabel import judged_example  # the LLM machinery, only when relabelling
+
+        example = judged_example(example, *outcome.judged)
     if outcome.negatives:
-        changes["negatives"] = outcome.negatives
-    return msgspec.structs.replace(example, **changes) if changes else example
+        have = {example.positive, *example.all_negatives()}
+        mined = [text for text in outcome.negatives if text not in have]
+        example = msgspec.structs.replace(example, negatives=(example.negatives or []) + mined or None)
+    return example
