@@ -5,7 +5,7 @@ import json
 import pytest
 
 from conftest import read_jsonl
-from planted import planted
+from planted import planted, planted_languages
 from stored import write_jsonl
 
 
@@ -104,7 +104,6 @@ def test_near_duplicate_tasks_are_dropped_from_a_copy_of_the_task_files(cli, wor
 
 
 def test_texts_in_another_language_than_asked_are_dropped_with_what_was_detected(cli, workdir):
-    from planted import planted_languages
 
     data = planted_languages()
     write_jsonl(workdir / "in.jsonl", data.records)
@@ -140,3 +139,25 @@ def test_languages_the_identifier_confuses_agree_and_unknown_ones_pass(cli, work
     assert [d["id"] for d in read_jsonl(workdir / "cur/dropped.jsonl")] == ["run-4"]  # Devanagari is not Romanized
     counts = json.loads((workdir / "cur/report.json").read_text())["check_counts"]["language"]
     assert counts["texts in no known language"] == 2
+
+
+def test_the_language_check_gives_the_same_verdicts_in_worker_processes():
+    import msgspec
+
+    from synthgen.config import load_config
+    from synthgen.curate.run import LANGUAGE_PARALLEL_FROM, LanguageCheck
+    from synthgen.store import Example
+
+    data = planted_languages(wrong=40)
+    records = (data.records * (LANGUAGE_PARALLEL_FROM // len(data.records) + 1))[:LANGUAGE_PARALLEL_FROM + 7]
+    examples = [msgspec.convert(r, Example) for r in records]
+    config = load_config(None, {})
+    alone, workers = LanguageCheck(config, processes=1), LanguageCheck(config, processes=2)
+    try:
+        assert workers.judge_many(examples) == alone.judge_many(examples)
+        assert workers._pool is not None  # the batch did go to the workers
+        assert workers.summary() == alone.summary()
+        flagged = {r["id"] for r, verdict in zip(records, alone.judge_many(examples[:len(data.records)])) if verdict}
+        assert flagged == data.defects["language"]
+    finally:
+        workers.close()

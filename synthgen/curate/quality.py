@@ -56,6 +56,9 @@ class Quality:
         self.examples += 1
 
     def report(self) -> dict[str, Any]:
+        for check in (self.language, self.near):
+            if check is not None:
+                check.close()
         result: dict[str, Any] = {
             "near_duplicates": {"examples": self.examples, "near_duplicates": self.near_duplicates,
                                 "share": _share(self.near_duplicates, self.examples)},

@@ -8,8 +8,12 @@ come after the checks that look at one example alone.
 """
 
 import collections
+import contextlib
+import multiprocessing
+import os
 from dataclasses import dataclass, field
 from itertools import islice
+from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional, Protocol
 
@@ -40,6 +44,10 @@ class Check(Protocol):
 
     def summary(self) -> dict[str, int]: ...
 
+    def close(self) -> None:
+        """End what the check started (worker processes)."""
+        ...
+
 
 class OneByOne:
     """judge_many for a check that judges one example at a time."""
@@ -49,6 +57,9 @@ class OneByOne:
 
     def judge_many(self, examples: list[Example]) -> list[Optional[dict[str, Any]]]:
         return [self.judge(example) for example in examples]
+
+    def close(self) -> None:
+        pass
 
 
 class NearDuplicateCheck(OneByOne):
@@ -75,47 +86,106 @@ class NearDuplicateCheck(OneByOne):
         return {"examples kept as originals": len(self.ids)}
 
 
-class LanguageCheck(OneByOne):
+class LanguageCheck:
     """Query and positive in the example's language; for bitext, S1 in the source language and S2
     and S3 in the target language. Texts in a language synthgen does not know (imported data), or
-    shorter than min_chars, are passed through and counted."""
+    shorter than min_chars, are passed through and counted.
+
+    A large batch is judged in worker processes (naming a language is all of this check's time and
+    needs nothing but the texts), each with its own copy of the model."""
 
     name = reason = "language"
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, processes: Optional[int] = None):
         from synthgen.config import known_languages
         from synthgen.curate.language import LanguageIdentifier
 
-        self.identifier = LanguageIdentifier()
+        self.identifier = LanguageIdentifier()  # here too: a missing extra fails before any reading
         self.min_chars = config.curate.language.min_chars
-        self.known = set(known_languages())
+        self.known = frozenset(known_languages())
         self.counts: collections.Counter = collections.Counter()
-
-    @staticmethod
-    def expected(example: Example) -> list[tuple[str, Optional[str]]]:
-        if example.kind == "bitext":
-            source, target = example.placeholders.get(SOURCE_LANGUAGE), example.placeholders.get(TARGET_LANGUAGE)
-            return [("query", source), ("positive", target), ("negative", target)]
-        return [("query", example.language), ("positive", example.language)]
+        self.processes = processes if processes is not None else (os.cpu_count() or 1)
+        self._pool: Optional[Pool] = None
 
     def judge(self, example: Example) -> Optional[dict[str, Any]]:
-        for name, language in self.expected(example):
-            text = getattr(example, name)
-            if not text:
-                continue
-            if language not in self.known:
-                self.counts["texts in no known language"] += 1
-            elif len(text.strip()) < self.min_chars:
-                self.counts["texts too short to tell"] += 1
-            else:
-                self.counts["texts checked"] += 1
-                evidence = self.identifier.verdict(text, language)
-                if evidence is not None:
-                    return {"field": name, "expected": language, **evidence}
-        return None
+        return self.judge_many([example])[0]
+
+    def judge_many(self, examples: list[Example]) -> list[Optional[dict[str, Any]]]:
+        jobs = [language_texts(example) for example in examples]
+        if self.processes < 2 or len(jobs) < LANGUAGE_PARALLEL_FROM:
+            verdicts, counts = judge_languages(self.identifier, jobs, self.known, self.min_chars)
+            self.counts.update(counts)
+            return verdicts
+        if self._pool is None:
+            self._pool = multiprocessing.Pool(self.processes, initializer=_load_identifier)
+        chunks = [(jobs[n:n + LANGUAGE_CHUNK], self.known, self.min_chars) for n in range(0, len(jobs), LANGUAGE_CHUNK)]
+        results: list[Optional[dict[str, Any]]] = []
+        for verdicts, counts in self._pool.imap(_judge_chunk, chunks):
+            results += verdicts
+            self.counts.update(counts)
+        return results
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool.join()
+            self._pool = None
 
     def summary(self) -> dict[str, int]:
         return dict(sorted(self.counts.items()))
+
+
+LANGUAGE_PARALLEL_FROM = 1_000  # a worker loads the model in about a second: not worth it for less
+LANGUAGE_CHUNK = 250
+
+# What the language check reads of an example: (field, text, the language expected) per text.
+LanguageTexts = list[tuple[str, Optional[str], Optional[str]]]
+
+
+def language_texts(example: Example) -> LanguageTexts:
+    if example.kind == "bitext":
+        source, target = example.placeholders.get(SOURCE_LANGUAGE), example.placeholders.get(TARGET_LANGUAGE)
+        return [("query", example.query, source), ("positive", example.positive, target),
+                ("negative", example.negative, target)]
+    return [("query", example.query, example.language), ("positive", example.positive, example.language)]
+
+
+def judge_languages(identifier: Any, jobs: list[LanguageTexts], known: frozenset[str],
+                    min_chars: int) -> tuple[list[Optional[dict[str, Any]]], collections.Counter]:
+    """Each example's evidence (the first text not in its language) or None, and what was counted."""
+    counts: collections.Counter = collections.Counter()
+    verdicts: list[Optional[dict[str, Any]]] = []
+    for texts in jobs:
+        verdict = None
+        for name, text, language in texts:
+            if not text:
+                continue
+            if language not in known:
+                counts["texts in no known language"] += 1
+            elif len(text.strip()) < min_chars:
+                counts["texts too short to tell"] += 1
+            else:
+                counts["texts checked"] += 1
+                evidence = identifier.verdict(text, language)
+                if evidence is not None:
+                    verdict = {"field": name, "expected": language, **evidence}
+                    break
+        verdicts.append(verdict)
+    return verdicts, counts
+
+
+_IDENTIFIER: Any = None  # a worker process's model
+
+
+def _load_identifier() -> None:
+    global _IDENTIFIER
+    from synthgen.curate.language import LanguageIdentifier
+
+    _IDENTIFIER = LanguageIdentifier()
+
+
+def _judge_chunk(job: tuple[list[LanguageTexts], frozenset[str], int]) -> tuple[list, collections.Counter]:
+    return judge_languages(_IDENTIFIER, *job)
 
 
 CHECKS: dict[str, Callable[[Config], Check]] = {"language": LanguageCheck, "near-duplicate": NearDuplicateCheck}
@@ -203,7 +273,9 @@ def curate(paths: list[Path], out: Path, config: Config, checks: Optional[list[s
     files = example_files(paths, exclude=folder.examples)
     read = ReadCounts()
     tally = Tally()
-    with folder.open() as output:
+    with contextlib.ExitStack() as stack, folder.open() as output:
+        for check in active:
+            stack.callback(check.close)
         spool = output.spool() if stage else None
         for batch in batched(read_examples(files, read, "curate", show_progress), BATCH):
             for example, verdict in zip(batch, judge(active, batch)):
