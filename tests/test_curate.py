@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from conftest import read_jsonl
 from planted import planted, planted_languages
 from stored import write_jsonl
@@ -104,10 +103,9 @@ def test_near_duplicate_tasks_are_dropped_from_a_copy_of_the_task_files(cli, wor
 
 
 def test_texts_in_another_language_than_asked_are_dropped_with_what_was_detected(cli, workdir):
-
     data = planted_languages()
     write_jsonl(workdir / "in.jsonl", data.records)
-    result = cli("curate", "in.jsonl", "--out", "cur", "-q")  # the default checks: language, near-duplicate
+    result = cli("curate", "in.jsonl", "--out", "cur", "--checks", "language,near-duplicate", "-q")
     assert result.status == 0, result.err
     dropped = read_jsonl(workdir / "cur/dropped.jsonl")
     precision, recall = precision_recall(dropped, "language", data.defects["language"])

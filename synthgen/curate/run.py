@@ -256,6 +256,8 @@ def curate(paths: list[Path], out: Path, config: Config, checks: Optional[list[s
     check_names(names)
     active = make_checks(names, config)
     embedding = [name for name in EMBEDDING_CHECKS if name in names]
+    folder = CuratedFolder(out)
+    files = example_files(paths, exclude=folder.examples)  # a wrong path fails before a model loads
     skipped: dict[str, str] = {}
     stage = None
     if embedding or settings.mine.negatives or relabel:
@@ -269,8 +271,6 @@ def curate(paths: list[Path], out: Path, config: Config, checks: Optional[list[s
         else:
             stage = RetrievalStage(config, cache, embedding, settings.mine.negatives,
                                    out / RELABEL_NAME if relabel else None, show_progress)
-    folder = CuratedFolder(out)
-    files = example_files(paths, exclude=folder.examples)
     read = ReadCounts()
     tally = Tally()
     with contextlib.ExitStack() as stack, folder.open() as output:
