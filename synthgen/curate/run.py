@@ -49,20 +49,7 @@ class Check(Protocol):
         ...
 
 
-class OneByOne:
-    """judge_many for a check that judges one example at a time."""
-
-    def judge(self, example: Example) -> Optional[dict[str, Any]]:
-        raise NotImplementedError
-
-    def judge_many(self, examples: list[Example]) -> list[Optional[dict[str, Any]]]:
-        return [self.judge(example) for example in examples]
-
-    def close(self) -> None:
-        pass
-
-
-class NearDuplicateCheck(OneByOne):
+class NearDuplicateCheck:
     name = reason = "near-duplicate"
 
     def __init__(self, config: Config):
@@ -75,12 +62,21 @@ class NearDuplicateCheck(OneByOne):
         self.ids: list[str] = []  # the ids of the examples kept so far, by their key in the index
 
     def judge(self, example: Example) -> Optional[dict[str, Any]]:
-        text = "\n".join(getattr(example, name) or "" for name in self.fields)
-        first = self.index.first_like(text, example.language)
-        if first is not None:
-            return {"duplicate_of": self.ids[first]}
-        self.ids.append(example.id)
-        return None
+        return self.judge_many([example])[0]
+
+    def judge_many(self, examples: list[Example]) -> list[Optional[dict[str, Any]]]:
+        texts = ["\n".join(getattr(example, name) or "" for name in self.fields) for example in examples]
+        verdicts: list[Optional[dict[str, Any]]] = []
+        for example, first in zip(examples, self.index.first_like_many(texts, [e.language for e in examples])):
+            if first is None:
+                self.ids.append(example.id)
+                verdicts.append(None)
+            else:
+                verdicts.append({"duplicate_of": self.ids[first]})
+        return verdicts
+
+    def close(self) -> None:
+        self.index.close()
 
     def summary(self) -> dict[str, int]:
         return {"examples kept as originals": len(self.ids)}
