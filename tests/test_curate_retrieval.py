@@ -17,13 +17,16 @@ import planted
 from stored import stored, write_jsonl
 from test_curate import precision_recall
 
-CONFIG = '[curate.embed]\ncache = "embeddings"\n'  # each test its own cache, in its own folder
+@pytest.fixture(scope="module")
+def cache_folder(tmp_path_factory):
+    """One embedding cache for the module's tests: the planted set is embedded once, not per test."""
+    return tmp_path_factory.mktemp("embeddings")
 
 
 @pytest.fixture
-def config(workdir):
+def config(workdir, cache_folder):
     path = workdir / "curate.toml"
-    path.write_text(CONFIG)
+    path.write_text(f'[curate.embed]\ncache = "{cache_folder}"\n')
     return path
 
 
@@ -52,7 +55,8 @@ def test_consistency_and_false_negatives_find_their_planted_defects(cli, workdir
     assert false_negative["evidence"]["negative_score"] > false_negative["evidence"]["positive_score"]
 
     report = json.loads((workdir / "cur/report.json").read_text())
-    assert report["embedder"]["model"] == "all-MiniLM-L6-v2" and report["embedder"]["computed"] > 0
+    assert report["embedder"]["model"] == "all-MiniLM-L6-v2"
+    assert report["embedder"]["computed"] + report["embedder"]["reused"] >= 2 * len(planted_set.records)
     assert report["check_counts"]["consistency"]["checked"] == len(planted_set.records)
 
     # Again: the same files, and nothing embedded a second time.
@@ -164,7 +168,8 @@ def test_the_checks_through_an_embeddings_endpoint(cli, workdir, config):
         server.stop()
 
 
-def test_without_an_embedder_the_default_skips_the_embedding_checks_and_says_so(cli, workdir):
+def test_without_an_embedder_the_default_skips_the_embedding_checks_and_says_so(cli, workdir, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the name is not looked up on the hub (no network here anyway)
     write_jsonl(workdir / "in.jsonl", bag_of_words_examples())
     (workdir / "c.toml").write_text('[curate]\nchecks = ["near-duplicate", "consistency"]\n'
                                     '[curate.embed]\nmodel = "no/such-folder"\ncache = "embeddings"\n')
@@ -230,7 +235,7 @@ def test_relabel_through_curate_with_an_llm_and_an_embedder_on_loopback(cli, wor
         assert len(llm.requests) == 22 and (workdir / "cur/examples.jsonl").read_bytes() == before
 
         # action "drop": relabelled ones are dropped as relabelled-out, the judgements reused.
-        (workdir / "drop.toml").write_text(CONFIG + '[curate.relabel]\naction = "drop"\n')
+        (workdir / "drop.toml").write_text(config.read_text() + '[curate.relabel]\naction = "drop"\n')
         result = cli(*args[:-3], "--config", workdir / "drop.toml", "-q")
         assert result.status == 0, result.err
         dropped = read_jsonl(workdir / "cur/dropped.jsonl")
