@@ -98,3 +98,74 @@ def planted_languages(wrong: int = 40, seed: int = 0) -> Planted:
         data.records.insert(rng.randrange(len(data.records) + 1), record)
         data.defects["language"].add(record["id"])
     return data
+
+
+def pydocs() -> list[dict]:
+    """The retrieval examples made from Python's own documentation (tests/fixtures/pydocs.jsonl, made by
+    bench/make_pydocs.py): {kind, task, query, positive, negative, source, negative_source}."""
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).parent / "fixtures" / "pydocs.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def planted_retrieval(clean: int, swapped: int, better_negatives: int, seed: int = 0) -> Planted:
+    """`clean` examples of tests/fixtures/pydocs.jsonl as they are, plus `swapped` whose positive is
+    another example's positive (same kind, another package, few words in common): defect
+    "inconsistent"; and `better_negatives` whose positive and negative change places, so the negative
+    answers better: defect "false-negative". Every example comes from its own fixture record (the
+    records drawn for defects are not also clean); a swapped positive comes from a record not drawn
+    at all while one of the kind is left, so it is seldom another example's positive too. Planted
+    ids say their defect: swapped-3, better-negative-7."""
+    import re
+
+    rng = random.Random(seed)
+    records = pydocs()
+    need = clean + swapped + better_negatives
+    if need > len(records):
+        raise ValueError(f"{need} examples asked for, the fixture has {len(records)}")
+    order = rng.sample(range(len(records)), len(records))
+    drawn, spare = order[:need], order[need:]
+    data = Planted(defects={"inconsistent": set(), "false-negative": set()})
+
+    def example(i: int, record: dict, **texts) -> dict:
+        texts = {"query": record["query"], "positive": record["positive"], "negative": record["negative"], **texts}
+        return stored(i, record["kind"], task=record["task"], language="English", **texts)
+
+    def package(record: dict) -> str:
+        return record["source"].split(".")[0]
+
+    def vocabulary(text: str) -> set[str]:
+        return set(re.findall(r"[a-z]{4,}", text.lower()))
+
+    def unrelated(record: dict, donor: dict) -> float:
+        """Word overlap (Jaccard, words of four letters or more): the donor with the least is taken."""
+        mine, theirs = vocabulary(record["query"] + " " + record["positive"]), vocabulary(donor["positive"])
+        return len(mine & theirs) / max(1, len(mine | theirs))
+
+    for i, n in enumerate(drawn[:clean]):
+        data.records.append(example(i, records[n]))
+    planted_records = []
+    donors = spare + drawn[:clean]
+    given: set[int] = set()
+    for j, n in enumerate(drawn[clean:clean + swapped]):
+        record = records[n]
+        # Of the first 20 of the kind from another package, the one sharing the fewest words.
+        eligible = [d for d in donors if d not in given and records[d]["kind"] == record["kind"]
+                    and package(records[d]) != package(record)][:20]
+        donor = min(eligible, key=lambda d: (unrelated(record, records[d]), eligible.index(d)))
+        given.add(donor)
+        copy = example(clean + j, record, positive=records[donor]["positive"])
+        copy["id"] = f"swapped-{j}"
+        planted_records.append(copy)
+        data.defects["inconsistent"].add(copy["id"])
+    for j, n in enumerate(drawn[clean + swapped:]):
+        record = records[n]
+        copy = example(clean + swapped + j, record, positive=record["negative"], negative=record["positive"])
+        copy["id"] = f"better-negative-{j}"
+        planted_records.append(copy)
+        data.defects["false-negative"].add(copy["id"])
+    for copy in planted_records:
+        data.records.insert(rng.randrange(len(data.records) + 1), copy)
+    return data
