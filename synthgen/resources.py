@@ -4,7 +4,6 @@ A wheel carries them inside the package (pyproject's force-include); an editable
 source checkout has them at the top of the repo.
 """
 
-import os
 from pathlib import Path
 from typing import Mapping, Optional
 
@@ -19,7 +18,8 @@ def resource_dir(name: str) -> Path:
 
 
 def user_cache(name: str, environ: Optional[Mapping[str, str]] = None) -> Path:
-    """$XDG_CACHE_HOME/synthgen/NAME, or ~/.cache/synthgen/NAME (a relative XDG_CACHE_HOME is ignored)."""
-    base = (os.environ if environ is None else environ).get("XDG_CACHE_HOME") or ""
-    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".cache"
-    return root / "synthgen" / name
+    """$XDG_CACHE_HOME/synthgen/NAME, or ~/.cache/synthgen/NAME: beside the embedded model's folder
+    (the llm package knows nothing of the rest of synthgen, so the rule lives there)."""
+    from synthgen.llm.model_file import cache_root
+
+    return cache_root(environ) / name

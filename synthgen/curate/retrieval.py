@@ -242,14 +242,15 @@ class RetrievalStage:
             if len(corpus) < 2:
                 counts["examples in a kind with fewer than 2 documents"] += len(entries)
                 continue
-            dataset = Dataset.from_dict({"anchor": [e.query for e in entries], "positive": [e.positive for e in entries]})
+            # Columns named for mine_hard_negatives (anchor, documents), not the stored example's fields.
+            dataset = Dataset.from_dict({"anchor": [e.query for e in entries], "documents": [e.positive for e in entries]})
             with quiet_stderr(not self.show_progress):
                 mined = mine_hard_negatives(
-                    dataset, model, corpus=corpus, num_negatives=self.mine + 1,  # type: ignore[arg-type]
+                    dataset, model, anchor_column_name="anchor", positive_column_name="documents", corpus=corpus, num_negatives=self.mine + 1,  # type: ignore[arg-type]
                     relative_margin=self.config.mine.relative_margin, output_format="labeled-list",
                     batch_size=self.config.embed.batch_size, verbose=False,
                 )
-            found = {(row["anchor"], row["positive"][0]): row["positive"][1:] for row in mined}
+            found = {(row["anchor"], row["documents"][0]): row["documents"][1:] for row in mined}
             for entry in entries:
                 # One more than asked, so that the example's own negative, when mined, can be left out.
                 negatives = [d for d in found.get((entry.query, entry.positive), []) if d != entry.negative][:self.mine]

@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Callable, Iterator, Mapping, Optional, Sequence
 
 from synthgen.errors import BadInput
-from synthgen.resources import user_cache
 
 BLOCK = 8 << 20  # bytes read and hashed at a time
 INSTALL_HINT = (
@@ -86,9 +85,17 @@ class ModelFile:
         return self.path.name
 
 
+def cache_root(environ: Optional[Mapping[str, str]] = None) -> Path:
+    """$XDG_CACHE_HOME/synthgen, or ~/.cache/synthgen (a relative XDG_CACHE_HOME is ignored): where
+    synthgen keeps what it caches (resources.user_cache names the rest of the package's folders)."""
+    base = (os.environ if environ is None else environ).get("XDG_CACHE_HOME") or ""
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".cache"
+    return root / "synthgen"
+
+
 def cache_dir(environ: Optional[Mapping[str, str]] = None) -> Path:
     """$XDG_CACHE_HOME/synthgen/models, or ~/.cache/synthgen/models."""
-    return user_cache("models", environ)
+    return cache_root(environ) / "models"
 
 
 def _stderr(message: str) -> None:
