@@ -11,7 +11,7 @@ language, through `--checks language`.
 Near duplicates are also measured in process, the same examples read as curate reads them and
 handed to NearDuplicates in curate's batches: first_like one at a time, first_like_many in this
 process, and first_like_many with worker processes (one a core). Each in a process of its own,
-three times: the median rate, the largest peak memory (resource.getrusage).
+five times, the three in turn: the median rate, the largest peak memory (resource.getrusage).
 """
 
 import argparse
@@ -109,19 +109,22 @@ def direct(source: Path, mode: str) -> None:
                       "worker_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
 
 
-def measure_direct(work: Path, data, repeats: int = 3) -> list[list[str]]:
+def measure_direct(work: Path, data, repeats: int = 5) -> list[list[str]]:
     source = work / "near.jsonl"  # written by measure()
     planted_ids = data.defects["near-duplicate"]
-    rows = []
-    for label, mode in DIRECT:
-        runs = []
-        for _ in range(repeats):
+    measured: dict[str, list[dict]] = {mode: [] for _, mode in DIRECT}
+    for _ in range(repeats):  # A B C A B C ...: a drift of the machine's speed hits every way alike
+        for mode in measured:
             result = run([sys.executable, __file__, "--direct", str(source), mode], work)
             assert result.status == 0, result.out
-            runs.append(json.loads(result.out.splitlines()[-1]))
-        found = set(runs[0]["dropped"])
-        assert all(set(r["dropped"]) == found for r in runs), "runs disagree"
-        hits = len(found & planted_ids)
+            measured[mode].append(json.loads(result.out.splitlines()[-1]))
+    dropped = measured["one"][0]["dropped"]
+    assert all(r["dropped"] == dropped for runs in measured.values() for r in runs), "runs or ways disagree"
+    found = set(dropped)
+    hits = len(found & planted_ids)
+    rows = []
+    for label, mode in DIRECT:
+        runs = measured[mode]
         rate = statistics.median(r["examples"] / r["seconds"] for r in runs)
         workers = max(r["worker_peak_mb"] for r in runs)
         rows.append([label, f"{runs[0]['examples']:,}", f"{hits / len(found):.3f}" if found else "-",
@@ -161,7 +164,8 @@ def main() -> None:
     text += "\n\nNear duplicates in process, the same examples:\n\n" + table(
         ["NearDuplicates", "examples", "precision", "recall", "examples/s", "peak MB", "worker peak MB"], direct_rows)
     text += ("\n\nexamples/s counts the time spent in NearDuplicates only (not reading the file), in batches of "
-             "curate's size, the pool's start included; the median of three runs, each a process of its own. Peak "
+             "curate's size, the pool's start included; the median of five runs, each a process of its own, the "
+             "three ways taken in turn. Peak "
              "MB: that process's largest resident size (the examples of one batch, the index, Python and "
              "synthgen); a worker's, forked from it, counts the pages it shares. Load average (1 minute) "
              f"at the start {load:.1f}, at the end {os.getloadavg()[0]:.1f}, on {os.cpu_count()} cores (the "
