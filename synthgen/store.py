@@ -310,6 +310,18 @@ def hold_output(path: Path, command: str) -> HeldFolder:
 
 # -- a run folder ------------------------------------------------------------------------------------
 
+def ledger_records(path: Path, decoder: Any) -> Iterator[tuple[bytes, Any]]:
+    """(line, record) for each line of an append-only ledger that decodes; a torn last line (a kill
+    mid-write) is cut off first, and other lines that are no record are passed over."""
+    cut_torn_tail(path)
+    with open(path, "rb") as f:
+        for line in f:
+            try:
+                yield line, decoder.decode(line)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                continue
+
+
 EXAMPLES_NAME = "examples.jsonl"
 REJECTS_NAME = "rejects.jsonl"
 MANIFEST_NAME = "manifest.json"
@@ -377,27 +389,21 @@ class RunFolder:
         for path in (self.examples, self.rejects):
             if not path.exists():
                 continue
-            cut_torn_tail(path)
             is_examples = path == self.examples
             indices = state.valid if is_examples else state.rejected
             counts = state.per_kind if is_examples else state.reasons
-            with open(path, "rb") as f:
-                for line in f:
-                    try:
-                        record = _indexed_decoder.decode(line)
-                    except (msgspec.DecodeError, msgspec.ValidationError):
-                        continue
-                    if record.index in indices:
-                        continue
-                    indices.add(record.index)
-                    name = record.kind if is_examples else (record.reason or "unknown")
-                    counts[name] = counts.get(name, 0) + 1
-                    if record.usage is not None:
-                        state.usage.add(record.usage)
-                    if is_examples:
-                        state.keys.add(example_digest(decode_key(line)))
-                        used = (record.kind, record.task or "")
-                        state.task_uses[used] = state.task_uses.get(used, 0) + 1
+            for line, record in ledger_records(path, _indexed_decoder):
+                if record.index in indices:
+                    continue
+                indices.add(record.index)
+                name = record.kind if is_examples else (record.reason or "unknown")
+                counts[name] = counts.get(name, 0) + 1
+                if record.usage is not None:
+                    state.usage.add(record.usage)
+                if is_examples:
+                    state.keys.add(example_digest(decode_key(line)))
+                    used = (record.kind, record.task or "")
+                    state.task_uses[used] = state.task_uses.get(used, 0) + 1
         return state
 
     def example_writer(self) -> LineAppender:
@@ -565,14 +571,8 @@ def read_judgements(path: Path) -> dict[tuple[str, str], Judgement]:
     found: dict[tuple[str, str], Judgement] = {}
     if not path.exists():
         return found
-    cut_torn_tail(path)
-    with open(path, "rb") as f:
-        for line in f:
-            try:
-                judgement = _judgement_decoder.decode(line)
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                continue
-            found[(judgement.id, judgement.digest)] = judgement
+    for _, judgement in ledger_records(path, _judgement_decoder):
+        found[(judgement.id, judgement.digest)] = judgement
     return found
 
 
