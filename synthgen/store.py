@@ -10,6 +10,7 @@ into it). The OS drops the lock with the process, so a `kill -9` never leaves a 
 second writer is refused with one line naming the first.
 """
 
+import array
 import datetime
 import os
 import re
@@ -605,21 +606,36 @@ class CuratedFolder:
 
 class Spool:
     """Examples set aside between two passes, in a temporary file (removed on close): what a stage
-    that must see every example before it decides holds instead of the examples themselves."""
+    that must see every example before it decides holds instead of the examples themselves. Read in
+    order, or one by its number (its line's place is kept: 8 bytes an example, whatever its length)."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Optional[Path] = None):
+        """folder: where the file goes (None: the system's temporary folder)."""
         fd, name = tempfile.mkstemp(dir=folder, prefix=".spool.", suffix=".jsonl")
         self.path = Path(name)
         self.file = os.fdopen(fd, "w+b")
+        self._ends = array.array("Q")  # where each example's line ends
 
-    def add(self, example: Example) -> None:
-        self.file.write(_encode(example) + b"\n")
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def add(self, example: Example) -> int:
+        """Set the example aside; returns its number."""
+        line = _encode(example) + b"\n"
+        self.file.write(line)
+        self._ends.append((self._ends[-1] if self._ends else 0) + len(line))
+        return len(self._ends) - 1
 
     def __iter__(self) -> Iterator[Example]:
         self.file.flush()
         self.file.seek(0)
         for line in self.file:
             yield decode_example(line)
+
+    def get(self, number: int) -> Example:
+        self.file.flush()
+        start = self._ends[number - 1] if number else 0
+        return decode_example(os.pread(self.file.fileno(), self._ends[number] - start, start))
 
     def close(self) -> None:
         self.file.close()

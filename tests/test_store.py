@@ -135,3 +135,18 @@ def test_tasks_that_differ_only_in_case_punctuation_or_spacing_are_one_task(tmp_
         for text in ("Find recipes for leftovers.", "find recipes for leftovers", "Locate patient guides."):
             writer.write(Task(kind="short-long", task=text, model="m"))
     assert file.read() == ["Find recipes for leftovers.", "Locate patient guides."]
+
+
+def test_a_spool_gives_its_examples_back_in_order_and_one_by_number(tmp_path):
+    from stored import stored
+
+    from synthgen.store import Spool
+
+    examples = [decode_example(json.dumps(stored(i, positive="x" * (i * 37))).encode()) for i in range(50)]
+    spool = Spool(tmp_path)
+    assert [spool.add(example) for example in examples] == list(range(50)) and len(spool) == 50
+    assert spool.get(0) == examples[0] and spool.get(49) == examples[49]
+    assert list(spool) == examples
+    assert [spool.get(n) for n in (31, 2, 31)] == [examples[31], examples[2], examples[31]]  # while nothing moves
+    spool.close()
+    assert not spool.path.exists()
