@@ -12,10 +12,11 @@ and the vectors file is memory-mapped, so a lookup costs the rows asked for, not
 """
 
 import hashlib
+import itertools
 import json
 import os
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 from synthgen.embedders import Embedder
 from synthgen.errors import BadInput
@@ -23,8 +24,8 @@ from synthgen.files import write_atomic
 from synthgen.resources import user_cache
 
 DIGEST_SIZE = 16
-# Texts embedded per call, longest first: few enough that the progress bar moves, many enough that
-# sentence-transformers' own length-sorting within a call keeps padding low.
+# Texts embedded per call: few enough that the progress bar moves and memory stays bounded, many
+# enough that sentence-transformers' own length-sorting within a call keeps padding low.
 CHUNK = 4096
 
 
@@ -59,17 +60,52 @@ class EmbeddingCache:
 
     def vectors(self, texts: Sequence[str], show_progress: bool = True, desc: str = "embedding") -> Any:
         """A float32 matrix, one unit vector per text in order; texts not cached are embedded first."""
-        np = _numpy()
         digests = [text_digest(text) for text in texts]
-        self._refresh()
-        missing = {d: t for d, t in zip(digests, texts) if d not in self._rows}
-        self.reused += len(set(digests)) - len(missing)
+        missing = self.missing(digests)
         if missing:
-            self._compute(missing, show_progress, desc)
+            self.embed(((d, t) for d, t in zip(digests, texts) if d in missing), len(missing), show_progress, desc)
+        return self.vectors_of(digests)
+
+    def missing(self, digests: Iterable[bytes]) -> set[bytes]:
+        """The digests with no vector in the cache (the others are counted reused)."""
+        self._refresh()
+        distinct = set(digests)
+        missing = {d for d in distinct if d not in self._rows}
+        self.reused += len(distinct) - len(missing)
+        return missing
+
+    def vectors_of(self, digests: Sequence[bytes]) -> Any:
+        """The vectors of texts in the cache, by their digests: a float32 matrix in order."""
+        np = _numpy()
         if not digests:
             return np.zeros((0, self.dim or 0), dtype=np.float32)
+        self._refresh()
         rows = np.fromiter((self._rows[d] for d in digests), dtype=np.int64, count=len(digests))
         return np.asarray(self._matrix()[rows], dtype=np.float32)
+
+    def embed(self, texts: Iterable[tuple[bytes, str]], total: int, show_progress: bool = True,
+              desc: str = "embedding") -> None:
+        """Embed and keep each (digest, text) not cached yet, CHUNK at a time as they come: the
+        texts are never all in memory at once. total: how many will come, for the progress bar."""
+        from filelock import FileLock
+        from tqdm import tqdm
+
+        np = _numpy()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.folder / ".lock")), \
+                tqdm(total=total, desc=desc, unit="text", disable=None if show_progress else True) as bar:
+            self._refresh()  # another process may have added some meanwhile
+            self._cut_torn_tail()
+            chunk: dict[bytes, str] = {}
+            for digest, text in itertools.chain(texts, [(b"", "")]):  # the empty digest: the end
+                if digest and digest not in self._rows:
+                    chunk[digest] = text
+                if len(chunk) == CHUNK or (not digest and chunk):
+                    matrix = np.ascontiguousarray(self.embedder.embed(list(chunk.values())), dtype=np.float32)
+                    self._append(list(chunk), matrix)
+                    self.computed += len(chunk)
+                    bar.update(len(chunk))
+                    chunk = {}
 
     # -- the files -------------------------------------------------------------------------------
 
@@ -98,25 +134,6 @@ class EmbeddingCache:
     def _matrix(self) -> Any:
         np = _numpy()
         return np.memmap(self.vectors_file, dtype=np.float32, mode="r", shape=(self._keys_read // DIGEST_SIZE, self.dim))
-
-    def _compute(self, missing: dict[bytes, str], show_progress: bool, desc: str) -> None:
-        from filelock import FileLock
-        from tqdm import tqdm
-
-        np = _numpy()
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.folder / ".lock")):
-            self._refresh()  # another process may have added some meanwhile
-            todo = sorted((d for d in missing if d not in self._rows), key=lambda d: -len(missing[d]))
-            self.reused += len(missing) - len(todo)
-            self._cut_torn_tail()
-            with tqdm(total=len(todo), desc=desc, unit="text", disable=None if show_progress else True) as bar:
-                for start in range(0, len(todo), CHUNK):
-                    chunk = todo[start:start + CHUNK]
-                    matrix = np.ascontiguousarray(self.embedder.embed([missing[d] for d in chunk]), dtype=np.float32)
-                    self._append(chunk, matrix)
-                    bar.update(len(chunk))
-            self.computed += len(todo)
 
     def _cut_torn_tail(self) -> None:
         """Cut keys or vectors beyond the last complete pair: the leftovers of a crash."""

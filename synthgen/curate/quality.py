@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 from synthgen.config import Config
 from synthgen.errors import BadInput
-from synthgen.store import Example
+from synthgen.store import Example, Spool
 from synthgen.summary import summarise
 
 
@@ -37,7 +37,7 @@ class Quality:
             self.skipped["embedding"] = str(exc)
         else:
             self.stage = RetrievalStage(config.model_copy(update={"curate": settings}), cache,
-                                        [CONSISTENCY, FALSE_NEGATIVE], 0, show_progress=show_progress)
+                                        [CONSISTENCY, FALSE_NEGATIVE], 0, Spool(), show_progress=show_progress)
         self.by_language: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
         self.examples = 0
         self.near_duplicates = 0
@@ -52,7 +52,7 @@ class Quality:
                 counts["agree"] += verdict is None
         self.near_duplicates += self.near.judge(example) is not None
         if self.stage is not None:
-            self.stage.add(self.examples, example)
+            self.stage.add(example)
         self.examples += 1
 
     def report(self) -> dict[str, Any]:
@@ -70,7 +70,10 @@ class Quality:
                 for language, c in sorted(self.by_language.items(), key=lambda item: -item[1]["judged"])
             }
         if self.stage is not None:
-            self.stage.run()
+            try:
+                self.stage.run()
+            finally:
+                self.stage.spool.close()
             ranks = self.stage.ranks
             ranked = sum(ranks.values())
             k = self.stage.config.consistency.top_k

@@ -22,7 +22,7 @@ import collections
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Optional, Sequence
+from typing import Annotated, Any, Optional, Sequence, TypeVar
 
 import msgspec
 from pydantic import Field
@@ -50,6 +50,8 @@ ALONE = "no other document"
 CAPPED = "request cap reached"
 COUNTERS = ("http_requests", "retries", "prompt_tokens", "completion_tokens")
 
+T = TypeVar("T")
+
 
 @dataclass
 class Candidate:
@@ -64,9 +66,9 @@ class Candidate:
     documents: list[str]
 
 
-def candidate_documents(positive: str, ranked: Sequence[str], top_m: int) -> list[str]:
+def candidate_documents(positive: T, ranked: Sequence[T], top_m: int) -> list[T]:
     """The top_m distinct documents of `ranked` (best first) with the positive among them: in its own
-    place if it ranks there, else instead of the last one."""
+    place if it ranks there, else instead of the last one. (Documents as texts or as their digests.)"""
     documents = list(dict.fromkeys(ranked))[:top_m]
     if positive not in documents:
         documents = documents[:top_m - 1] + [positive]

@@ -11,21 +11,29 @@
 Queries are embedded through the query template with the example's task, documents as they are,
 all through the embedding cache. Examples the embedder cannot read (not English, with an
 English-only embedder) are passed through and counted.
+
+Memory grows with the number of examples, not their length: the stage keeps the examples in a spool
+on disk and holds each by the digests of its texts; vectors come from the cache's memory-mapped
+file, a kind at a time. (Relabelling holds the texts it shows the LLM while it asks.)
 """
 
 import collections
 import contextlib
+import itertools
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Optional
 
+import msgspec
+
 from synthgen.config import Config, EmbedConfig
-from synthgen.embedding_cache import EmbeddingCache
+from synthgen.embedding_cache import EmbeddingCache, text_digest
 from synthgen.instructions import query_text
 from synthgen.kinds import SOURCE_LANGUAGE, TARGET_LANGUAGE
 from synthgen.models import DEFAULT_EMBEDDING_MODEL
-from synthgen.store import Example
+from synthgen.store import Example, Spool
 
 if TYPE_CHECKING:
     from synthgen.curate.relabel import Candidate
@@ -37,18 +45,17 @@ ENGLISH = ("English", "unknown")  # unknown: imported without a language, most o
 ROWS_PER_BLOCK = 1024  # queries scored against a kind's documents at once: memory ~ 1024 x documents
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
-    """An example as this stage sees it: its number among those reaching the stage, and its texts."""
+    """An example as this stage holds it: its number in the spool, and its texts by their digests
+    (the texts stay in the spool: memory grows with the examples, not with their length)."""
 
     row: int
     id: str
     kind: str
-    task: str
-    text: str  # the query as written
-    query: str  # through the query template
-    positive: str
-    negative: Optional[str]
+    query: bytes  # through the query template
+    positive: bytes
+    negative: Optional[bytes]
 
 
 @dataclass
@@ -58,7 +65,7 @@ class Outcome:
     drop: Optional[tuple[str, dict[str, Any]]] = None
     swap: Optional[dict[str, Any]] = None
     judged: Optional[tuple["Candidate", "Judgement"]] = None  # relabelling's judgement
-    negatives: list[str] = field(default_factory=list)
+    negatives: list[bytes] = field(default_factory=list)  # mined, by digest
 
 
 def readable(example: Example, languages: str) -> bool:
@@ -86,7 +93,10 @@ def open_cache(settings: EmbedConfig, show_progress: bool = True) -> EmbeddingCa
 
 
 class RetrievalStage:
-    def __init__(self, full: Config, cache: EmbeddingCache, checks: list[str], mine: int,
+    """Holds every example given to it in a spool, judges them all at once (run), then gives them back
+    in order with what it decided (results)."""
+
+    def __init__(self, full: Config, cache: EmbeddingCache, checks: list[str], mine: int, spool: Spool,
                  relabel_ledger: Optional[Path] = None, show_progress: bool = True):
         """relabel_ledger: where relabelling keeps its judgements (None: no relabelling)."""
         self.full = full
@@ -96,49 +106,128 @@ class RetrievalStage:
         self.cache = cache
         self.checks = checks
         self.mine = mine
+        self.spool = spool
         self.show_progress = show_progress
         self.languages = embed_languages(config.embed.languages, cache.embedder.name)
         self.entries: list[Entry] = []
+        self.documents: dict[bytes, tuple[int, str]] = {}  # a document -> the row and field it is first found in
+        self.outcomes: dict[int, Outcome] = {}  # by row: only the examples something was decided for
         self.counts: dict[str, collections.Counter] = {name: collections.Counter() for name in [*checks, "mine"]}
         self.ranks: collections.Counter = collections.Counter()  # rank of the positive -> examples
         self.margins: list[float] = []  # cos(q, positive) - cos(q, negative) of each example with a negative
 
-    def add(self, row: int, example: Example) -> None:
-        """Take the example into the stage, or count it passed through."""
+    def add(self, example: Example) -> None:
+        """Take the example into the stage; one the embedder cannot read is counted passed through."""
+        row = self.spool.add(example)
         if not readable(example, self.languages):
             for counts in self.counts.values():
                 counts["passed through (a language the embedder does not read)"] += 1
             return
-        query = query_text(self.config.embed.query_template, example.task, example.query)
-        self.entries.append(Entry(row, example.id, example.kind, example.task, example.query, query, example.positive, example.negative))
+        query, positive, negative = self._texts(example)
+        entry = Entry(row, example.id, sys.intern(example.kind), text_digest(query), text_digest(positive),
+                      text_digest(negative) if negative is not None else None)
+        self.entries.append(entry)
+        self.documents.setdefault(entry.positive, (row, "positive"))
+        if entry.negative is not None:
+            self.documents.setdefault(entry.negative, (row, "negative"))
+
+    def _texts(self, example: Example) -> tuple[str, str, Optional[str]]:
+        """What is embedded of an example: the query through the template, the positive, the negative."""
+        return (query_text(self.config.embed.query_template, example.task, example.query),
+                example.positive, example.negative)
+
+    def document(self, digest: bytes) -> str:
+        """A document's text, read back from the spool."""
+        row, name = self.documents[digest]
+        return getattr(self.spool.get(row), name)
+
+    def results(self) -> Iterator[tuple[Example, Optional[tuple[str, dict[str, Any]]]]]:
+        """Every example given, in order: dropped (with its reason and evidence) or kept, and then
+        with what run() did to it."""
+        for row, example in enumerate(self.spool):
+            outcome = self.outcomes.get(row)
+            if outcome is None:
+                yield example, None
+            elif outcome.drop is not None:
+                yield example, outcome.drop
+            else:
+                yield self._amended(example, outcome), None
+
+    def _amended(self, example: Example, outcome: Outcome) -> Example:
+        """The example with what the stage did to it, in the order it did it: swapped (a false
+        negative), relabelled, given mined negatives."""
+        if outcome.swap is not None:
+            example = msgspec.structs.replace(example, positive=example.negative, negative=example.positive,
+                                              curation={**(example.curation or {}), "swapped": outcome.swap})
+        if outcome.judged is not None:
+            from synthgen.curate.relabel import judged_example
+
+            example = judged_example(example, *outcome.judged)
+        if outcome.negatives:
+            have = {example.positive, *example.all_negatives()}
+            mined = [text for text in map(self.document, outcome.negatives) if text not in have]
+            example = msgspec.structs.replace(example, negatives=(example.negatives or []) + mined or None)
+        return example
 
     def run(self) -> dict[int, Outcome]:
-        outcomes: dict[int, Outcome] = collections.defaultdict(Outcome)
+        self._embed()
         by_kind: dict[str, list[Entry]] = collections.defaultdict(list)
         for entry in self.entries:
             by_kind[entry.kind].append(entry)
-        retrieved: dict[int, list[str]] = {}  # row -> the documents retrieved for its query, best first
-        for kind, entries in sorted(by_kind.items()):
+        retrieved: dict[int, list[bytes]] = {}  # row -> the documents retrieved for its query, best first
+        for _, entries in sorted(by_kind.items()):
             np = _numpy()
-            queries = self.cache.vectors([e.query for e in entries], self.show_progress, f"embedding {kind} queries")
+            queries = self.cache.vectors_of([e.query for e in entries])
             documents = list(dict.fromkeys(e.positive for e in entries))
-            vectors = self.cache.vectors(documents, self.show_progress, f"embedding {kind} positives")
-            where = {text: n for n, text in enumerate(documents)}
+            vectors = self.cache.vectors_of(documents)
+            where = {digest: n for n, digest in enumerate(documents)}
             own = np.fromiter((where[e.positive] for e in entries), dtype=np.int64, count=len(entries))
             positive_scores = np.einsum("ij,ij->i", queries, vectors[own])
+            del where, own
             if CONSISTENCY in self.checks or self.relabel_ledger is not None:
-                self._rank(entries, queries, documents, vectors, positive_scores, outcomes, retrieved)
+                self._rank(entries, queries, documents, vectors, positive_scores, retrieved)
             if FALSE_NEGATIVE in self.checks:
-                self._false_negatives(kind, entries, queries, positive_scores, outcomes)
+                self._false_negatives(entries, queries, positive_scores)
         if self.relabel_ledger is not None:
-            self._relabel(retrieved, outcomes)
+            self._relabel(retrieved)
         if self.mine:
-            self._mine(by_kind, outcomes)
-        return outcomes
+            self._mine(by_kind)
+        return self.outcomes
 
-    def _relabel(self, retrieved: dict[int, list[str]], outcomes: dict[int, Outcome]) -> None:
+    def _outcome(self, row: int) -> Outcome:
+        return self.outcomes.setdefault(row, Outcome())
+
+    def _dropped(self, row: int) -> bool:
+        outcome = self.outcomes.get(row)
+        return outcome is not None and outcome.drop is not None
+
+    def _embed(self) -> None:
+        """Embed every text not in the cache yet, in one pass over the spool (the texts are read back
+        from it a chunk at a time, never all held)."""
+        needed = itertools.chain.from_iterable((e.query, e.positive, e.negative) for e in self.entries)
+        missing = self.cache.missing(d for d in needed if d is not None)
+        if not missing:
+            return
+
+        def texts() -> Iterator[tuple[bytes, str]]:
+            entries = iter(self.entries)
+            entry = next(entries, None)
+            for row, example in enumerate(self.spool):
+                if entry is None:
+                    return
+                if entry.row != row:
+                    continue  # passed through
+                for digest, text in zip((entry.query, entry.positive, entry.negative), self._texts(example)):
+                    if digest in missing and text is not None:
+                        missing.discard(digest)
+                        yield digest, text
+                entry = next(entries, None)
+
+        self.cache.embed(texts(), len(missing), self.show_progress)
+
+    def _relabel(self, retrieved: dict[int, list[bytes]]) -> None:
         """The LLM judges each kept example's retrieved documents; a relabelled example's new
-        positive is what mining then mines for."""
+        positive is what mining then mines for. The candidates' texts are held while the LLM judges."""
         from synthgen.curate.relabel import (
             DROPPED,
             RELABELLED,
@@ -151,29 +240,33 @@ class RetrievalStage:
 
         assert self.relabel_ledger is not None
         top_m = self.config.relabel.top_m
-        entries = {e.row: e for e in self.entries if outcomes[e.row].drop is None}
-        candidates = [Candidate(e.row, e.id, e.task, e.text, e.positive,
-                                candidate_documents(e.positive, retrieved[e.row], top_m)) for e in entries.values()]
+        entries = {e.row: e for e in self.entries if not self._dropped(e.row)}
+        candidates, digests = [], {}
+        for entry in entries.values():
+            example = self.spool.get(entry.row)
+            shown = candidate_documents(entry.positive, retrieved[entry.row], top_m)
+            digests[entry.row] = shown
+            candidates.append(Candidate(entry.row, entry.id, example.task, example.query,
+                                        self.document(entry.positive), [self.document(d) for d in shown]))
         result = relabel_candidates(candidates, self.full, self.relabel_ledger, self.show_progress)
         for candidate in candidates:
             judgement = result.judgements[candidate.row]
-            outcome, entry = outcomes[candidate.row], entries[candidate.row]
+            outcome, entry = self._outcome(candidate.row), entries[candidate.row]
             outcome.judged = (candidate, judgement)
             if judgement.verdict == DROPPED:
                 outcome.drop = (RELABELLED_OUT, evidence(judgement, candidate))
             elif judgement.verdict == RELABELLED:
-                entry.positive, entry.negative = candidate.documents[judgement.best], entry.positive
+                entry.positive, entry.negative = digests[candidate.row][judgement.best], entry.positive
         self.relabelled = result.summary()
-
-    def _rank(self, entries: list[Entry], queries: Any, documents: list[str], vectors: Any,
-              positive_scores: Any, outcomes: dict[int, Outcome], retrieved: dict[int, list[str]]) -> None:
+    def _rank(self, entries: list[Entry], queries: Any, documents: list[bytes], vectors: Any,
+              positive_scores: Any, retrieved: dict[int, list[bytes]]) -> None:
         """Each query against every positive of its kind: the rank of its own (consistency), and the
         documents relabelling shows the LLM."""
         np = _numpy()
         k = self.config.consistency.top_k
         consistency = CONSISTENCY in self.checks
         top_m = self.config.relabel.top_m if self.relabel_ledger is not None else 0
-        owners: dict[str, str] = {}  # a document -> the id of the first example whose positive it is
+        owners: dict[bytes, str] = {}  # a document -> the id of the first example whose positive it is
         for entry in entries:
             owners.setdefault(entry.positive, entry.id)
         counts = self.counts.get(CONSISTENCY)
@@ -196,28 +289,26 @@ class RetrievalStage:
                 self.ranks[rank] += 1
                 if rank > k:
                     counts["dropped"] += 1
-                    outcomes[entry.row].drop = (INCONSISTENT, {
+                    self._outcome(entry.row).drop = (INCONSISTENT, {
                         "rank": rank, "top_k": k, "documents": len(documents),
                         "positive_score": _score(mine[offset]),
                         "best_score": _score(block[offset, best[offset]]),
                         "best_document_of": owners[documents[int(best[offset])]],
-                        "best_document": _excerpt(documents[int(best[offset])]),
+                        "best_document": _excerpt(self.document(documents[int(best[offset])])),
                     })
 
-    def _false_negatives(self, kind: str, entries: list[Entry], queries: Any, positive_scores: Any,
-                         outcomes: dict[int, Outcome]) -> None:
+    def _false_negatives(self, entries: list[Entry], queries: Any, positive_scores: Any) -> None:
         np = _numpy()
         counts = self.counts[FALSE_NEGATIVE]
         with_negative = [n for n, e in enumerate(entries) if e.negative is not None]
         if not with_negative:
             return
-        negatives = self.cache.vectors([entries[n].negative or "" for n in with_negative], self.show_progress,
-                                       f"embedding {kind} negatives")
+        negatives = self.cache.vectors_of([entries[n].negative for n in with_negative])  # type: ignore[misc]
         scores = np.einsum("ij,ij->i", queries[with_negative], negatives)
         action = self.config.false_negative.action
         for n, negative_score in zip(with_negative, scores.tolist()):
             self.margins.append(float(positive_scores[n]) - negative_score)  # every example's, for stats
-            if outcomes[entries[n].row].drop is not None:
+            if self._dropped(entries[n].row):
                 continue  # inconsistent already
             counts["checked"] += 1
             if negative_score <= positive_scores[n]:
@@ -225,25 +316,29 @@ class RetrievalStage:
             evidence = {"positive_score": _score(positive_scores[n]), "negative_score": _score(negative_score)}
             counts[{"drop": "dropped", "swap": "swapped", "keep": "kept (flagged)"}[action]] += 1
             if action == "drop":
-                outcomes[entries[n].row].drop = (FALSE_NEGATIVE, evidence)
+                self._outcome(entries[n].row).drop = (FALSE_NEGATIVE, evidence)
             elif action == "swap":
-                outcomes[entries[n].row].swap = evidence
-                entries[n].positive, entries[n].negative = entries[n].negative or "", entries[n].positive
+                self._outcome(entries[n].row).swap = evidence
+                entries[n].positive, entries[n].negative = entries[n].negative, entries[n].positive  # type: ignore[assignment]
 
-    def _mine(self, by_kind: dict[str, list[Entry]], outcomes: dict[int, Outcome]) -> None:
+    def _mine(self, by_kind: dict[str, list[Entry]]) -> None:
+        """mine_hard_negatives over each kind, given the texts' digests in hex for texts: it compares
+        them as strings and asks the model for their vectors, which the cache has by digest."""
         from datasets import Dataset
         from sentence_transformers.util import mine_hard_negatives
 
         counts = self.counts["mine"]
-        model = CachedModel(self.cache, self.show_progress)
+        model = CachedModel(self.cache)
         for _, every in sorted(by_kind.items()):
-            entries = [e for e in every if outcomes[e.row].drop is None]
-            corpus = list(dict.fromkeys([e.positive for e in entries] + [e.negative for e in entries if e.negative]))
+            entries = [e for e in every if not self._dropped(e.row)]
+            corpus = list(dict.fromkeys([e.positive.hex() for e in entries] +
+                                        [e.negative.hex() for e in entries if e.negative]))
             if len(corpus) < 2:
                 counts["examples in a kind with fewer than 2 documents"] += len(entries)
                 continue
             # Columns named for mine_hard_negatives (anchor, documents), not the stored example's fields.
-            dataset = Dataset.from_dict({"anchor": [e.query for e in entries], "documents": [e.positive for e in entries]})
+            dataset = Dataset.from_dict({"anchor": [e.query.hex() for e in entries],
+                                         "documents": [e.positive.hex() for e in entries]})
             with quiet_stderr(not self.show_progress):
                 mined = mine_hard_negatives(
                     dataset, model, anchor_column_name="anchor", positive_column_name="documents", corpus=corpus, num_negatives=self.mine + 1,  # type: ignore[arg-type]
@@ -253,8 +348,10 @@ class RetrievalStage:
             found = {(row["anchor"], row["documents"][0]): row["documents"][1:] for row in mined}
             for entry in entries:
                 # One more than asked, so that the example's own negative, when mined, can be left out.
-                negatives = [d for d in found.get((entry.query, entry.positive), []) if d != entry.negative][:self.mine]
-                outcomes[entry.row].negatives = negatives
+                mined = [bytes.fromhex(d) for d in found.get((entry.query.hex(), entry.positive.hex()), [])]
+                negatives = [d for d in mined if d != entry.negative][:self.mine]
+                if negatives:
+                    self._outcome(entry.row).negatives = negatives
                 counts["examples"] += 1
                 counts["negatives added"] += len(negatives)
                 if len(negatives) < self.mine:
@@ -275,19 +372,18 @@ class RetrievalStage:
 
 class CachedModel:
     """What mine_hard_negatives asks of a SentenceTransformer, answered from the embedding cache, so
-    texts embedded by the checks are not embedded again (and an endpoint embedder can mine too)."""
+    texts embedded by the checks are not embedded again (and an endpoint embedder can mine too). The
+    "texts" it is given are digests in hex, all in the cache already."""
 
     device = "cpu"
 
-    def __init__(self, cache: EmbeddingCache, show_progress: bool):
+    def __init__(self, cache: EmbeddingCache):
         self.cache = cache
-        self.show_progress = show_progress
 
     def encode_query(self, texts: list[str], **_: Any) -> Any:
-        return self.cache.vectors(texts, self.show_progress, "embedding queries")
+        return self.cache.vectors_of([bytes.fromhex(text) for text in texts])
 
-    def encode_document(self, texts: list[str], **_: Any) -> Any:
-        return self.cache.vectors(texts, self.show_progress, "embedding documents")
+    encode_document = encode_query
 
     @staticmethod
     def similarity(a: Any, b: Any) -> Any:

@@ -17,10 +17,8 @@ from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional, Protocol
 
-import msgspec
-
 from synthgen.config import Config
-from synthgen.curate.retrieval import CONSISTENCY, FALSE_NEGATIVE, Outcome, RetrievalStage, open_cache
+from synthgen.curate.retrieval import CONSISTENCY, FALSE_NEGATIVE, RetrievalStage, open_cache
 from synthgen.errors import BadInput
 from synthgen.kinds import SOURCE_LANGUAGE, TARGET_LANGUAGE
 from synthgen.store import (
@@ -58,7 +56,7 @@ class NearDuplicateCheck:
         settings = config.curate.near_duplicate
         self.fields = settings.fields
         self.index = NearDuplicates(settings.threshold, settings.num_perm, settings.bands, settings.word_shingle,
-                                    settings.char_shingle, settings.exact)
+                                    settings.char_shingle, settings.exact, settings.processes or None)
         self.ids: list[str] = []  # the ids of the examples kept so far, by their key in the index
 
     def judge(self, example: Example) -> Optional[dict[str, Any]]:
@@ -212,7 +210,6 @@ class Tally:
 
     examples: int = 0
     kept: int = 0
-    held: int = 0  # examples waiting for the embedding stage
     dropped: collections.Counter = field(default_factory=collections.Counter)
     kinds: dict = field(default_factory=lambda: collections.defaultdict(collections.Counter))
     languages: dict = field(default_factory=lambda: collections.defaultdict(collections.Counter))
@@ -255,7 +252,7 @@ def curate(paths: list[Path], out: Path, config: Config, checks: Optional[list[s
     folder = CuratedFolder(out)
     files = example_files(paths, exclude=folder.examples)  # a wrong path fails before a model loads
     skipped: dict[str, str] = {}
-    stage = None
+    cache = None
     if embedding or settings.mine.negatives or relabel:
         try:
             cache = open_cache(settings.embed, show_progress)
@@ -264,40 +261,32 @@ def curate(paths: list[Path], out: Path, config: Config, checks: Optional[list[s
                 raise
             skipped = {name: str(exc) for name in embedding}
             embedding = []
-        else:
-            stage = RetrievalStage(config, cache, embedding, settings.mine.negatives,
-                                   out / RELABEL_NAME if relabel else None, show_progress)
     read = ReadCounts()
     tally = Tally()
     with contextlib.ExitStack() as stack, folder.open() as output:
         for check in active:
             stack.callback(check.close)
-        spool = output.spool() if stage else None
+        stage = RetrievalStage(config, cache, embedding, settings.mine.negatives, output.spool(),
+                               out / RELABEL_NAME if relabel else None, show_progress) if cache else None
         for batch in batched(read_examples(files, read, "curate", show_progress), BATCH):
             for example, verdict in zip(batch, judge(active, batch)):
                 if verdict is not None:
                     output.drop(dropped(example, *verdict))
                     tally.add(example, verdict[0])
-                elif spool is None:
+                elif stage is None:
                     output.keep(example)
                     tally.add(example, None)
                 else:
-                    stage.add(tally.held, example)  # type: ignore[union-attr]
-                    spool.add(example)
-                    tally.held += 1
+                    stage.add(example)
         read.require_examples(paths)
-        if stage is not None and spool is not None:
-            outcomes = stage.run()
-            for row, example in enumerate(spool):
-                outcome = outcomes.get(row)
-                if outcome is not None and outcome.drop is not None:
-                    output.drop(dropped(example, *outcome.drop))
-                    tally.add(example, outcome.drop[0])
-                    continue
-                if outcome is not None:
-                    example = amended(example, outcome)
-                output.keep(example)
-                tally.add(example, None)
+        if stage is not None:
+            stage.run()
+            for example, drop in stage.results():
+                if drop is not None:
+                    output.drop(dropped(example, *drop))
+                else:
+                    output.keep(example)
+                tally.add(example, drop[0] if drop else None)
         report = {
             "input": {"files": [str(f) for f in files], "lines": read.lines, "unreadable": read.unreadable,
                       "not_examples": read.not_examples},
@@ -330,20 +319,3 @@ def judge(checks: list[Check], batch: list[Example]) -> list[Optional[tuple[str,
             if evidence is not None:
                 verdicts[n] = (check.reason, evidence)
     return verdicts
-
-
-def amended(example: Example, outcome: Outcome) -> Example:
-    """The example with what the embedding stage did to it, in the order it did it: swapped (a false
-    negative), relabelled, given mined negatives."""
-    if outcome.swap is not None:
-        example = msgspec.structs.replace(example, positive=example.negative, negative=example.positive,
-                                          curation={**(example.curation or {}), "swapped": outcome.swap})
-    if outcome.judged is not None:
-        from synthgen.curate.relabel import judged_example  # the LLM machinery, only when relabelling
-
-        example = judged_example(example, *outcome.judged)
-    if outcome.negatives:
-        have = {example.positive, *example.all_negatives()}
-        mined = [text for text in outcome.negatives if text not in have]
-        example = msgspec.structs.replace(example, negatives=(example.negatives or []) + mined or None)
-    return example
