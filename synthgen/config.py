@@ -170,6 +170,7 @@ class NearDuplicateConfig(_Section):
     word_shingle: int = Field(ge=1, le=10)
     char_shingle: int = Field(ge=1, le=20)
     exact: bool = False
+    processes: int = Field(default=0, ge=0)  # worker processes that sign texts (0: one a core)
 
     @model_validator(mode="after")
     def _bands_divide(self) -> "NearDuplicateConfig":
