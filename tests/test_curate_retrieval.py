@@ -242,3 +242,34 @@ def test_relabel_through_curate_with_an_llm_and_an_embedder_on_loopback(cli, wor
         assert {d["id"] for d in dropped if d["reason"] == "relabelled-out"} == {"run-1", "run-2"}
     finally:
         server.stop()
+
+
+def test_stats_quality_measures_what_the_checks_would_find(cli, workdir, config):
+    """stats --quality on the bag-of-words set plus one exact copy: the figures are known exactly,
+    and nothing is changed or dropped."""
+    records = bag_of_words_examples()
+    records.append(dict(records[5], id="copy-of-5", index=24))
+    write_jsonl(workdir / "in.jsonl", records)
+    before = (workdir / "in.jsonl").read_bytes()
+    server = FakeEmbeddings(bag_of_words(VOCABULARY), model="bow").start()
+    try:
+        (workdir / "q.toml").write_text(config.read_text() + f'base_url = "{server.base_url}"\nmodel = "bow"\n')
+        result = cli("stats", "in.jsonl", "--quality", "--json", "--config", "q.toml", "-q")
+    finally:
+        server.stop()
+    assert result.status == 0, result.err
+    quality = json.loads(result.out)["quality"]
+    assert quality["near_duplicates"] == {"examples": 25, "near_duplicates": 1, "share": 0.04}
+    retrieval = quality["retrieval"]
+    assert retrieval["examples"] == 25 and retrieval["passed_through"] == 0
+    # run-0's positive (another topic's) ranks 4th; every other positive first (the copy's is the same document).
+    assert retrieval["positive_rank"]["first"] == round(24 / 25, 4) and retrieval["positive_rank"]["top_3"] == 0.96
+    margin = retrieval["margin"]
+    # Margins: 0.5774 - 0.4082 for 23; run-0 0 - 0.4082; run-9 0.5774 - 1 (its negative is its query).
+    assert margin["examples"] == 25 and margin["negative_wins"] == 0.08
+    assert (margin["min"], margin["median"], margin["max"]) == (-0.4226, 0.1691, 0.1691)
+    assert (workdir / "in.jsonl").read_bytes() == before
+
+    # The table, with the server gone: every vector from the cache.
+    text = cli("stats", "in.jsonl", "--quality", "--config", "q.toml", "-q")
+    assert text.status == 0 and "negative wins" in text.out.lower(), text.err
