@@ -126,6 +126,25 @@ def test_endpoint_refusal_is_one_line_exit_1(cli, workdir, serve):
     assert len(result.err.strip().splitlines()) == 1
 
 
+def test_an_answer_that_is_not_embeddings_is_one_line_exit_1(cli, workdir, serve):
+    """A server that ignores encoding_format and sends base64 strings: said in one line, no traceback."""
+    server = serve(bag_of_words(["apple"]))
+    plain = server.handle
+
+    def base64_answer(path, body, headers):
+        status, extra, reply = plain(path, body, headers)
+        for item in reply["data"]:
+            item["embedding"] = "AACAPwAAAAA="
+        return status, extra, reply
+
+    server.handle = base64_answer
+    write_examples(workdir / "test.jsonl", FRUIT)
+    result = cli("eval", "retrieval", "test.jsonl", "--base-url", server.base_url, "--model", "fake-embed", "-q")
+    assert result.status == 1
+    assert "answered something else than embeddings" in result.err and "Traceback" not in result.err
+    assert len(result.err.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize("args,message", [
     (["eval", "retrieval", "nothing.jsonl", "--base-url", "http://127.0.0.1:9/v1", "--model", "m"], "no such file"),
     (["eval", "retrieval", "test.jsonl", "--base-url", "http://127.0.0.1:9/v1"], "--base-url needs --model"),

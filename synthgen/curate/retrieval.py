@@ -42,7 +42,13 @@ if TYPE_CHECKING:
 CONSISTENCY, FALSE_NEGATIVE = "consistency", "false-negative"
 INCONSISTENT = "inconsistent"
 ENGLISH = ("English", "unknown")  # unknown: imported without a language, most often English
-ROWS_PER_BLOCK = 1024  # queries scored against a kind's documents at once: memory ~ 1024 x documents
+# Scores held at once (float32: 64 MB): queries are scored against a kind's documents in blocks of
+# this many over the number of documents, by the checks and by mining alike.
+SCORES_PER_BLOCK = 2**24
+
+
+def block_rows(documents: int) -> int:
+    return max(1, SCORES_PER_BLOCK // max(1, documents))
 
 
 @dataclass(slots=True)
@@ -183,9 +189,9 @@ class RetrievalStage:
             where = {digest: n for n, digest in enumerate(documents)}
             own = np.fromiter((where[e.positive] for e in entries), dtype=np.int64, count=len(entries))
             positive_scores = np.einsum("ij,ij->i", queries, vectors[own])
-            del where, own
+            del where
             if CONSISTENCY in self.checks or self.relabel_ledger is not None:
-                self._rank(entries, queries, documents, vectors, positive_scores, retrieved)
+                self._rank(entries, queries, documents, vectors, own, retrieved)
             if FALSE_NEGATIVE in self.checks:
                 self._false_negatives(entries, queries, positive_scores)
         if self.relabel_ledger is not None:
@@ -258,8 +264,8 @@ class RetrievalStage:
             elif judgement.verdict == RELABELLED:
                 entry.positive, entry.negative = digests[candidate.row][judgement.best], entry.positive
         self.relabelled = result.summary()
-    def _rank(self, entries: list[Entry], queries: Any, documents: list[bytes], vectors: Any,
-              positive_scores: Any, retrieved: dict[int, list[bytes]]) -> None:
+    def _rank(self, entries: list[Entry], queries: Any, documents: list[bytes], vectors: Any, own: Any,
+              retrieved: dict[int, list[bytes]]) -> None:
         """Each query against every positive of its kind: the rank of its own (consistency), and the
         documents relabelling shows the LLM."""
         np = _numpy()
@@ -270,9 +276,12 @@ class RetrievalStage:
         for entry in entries:
             owners.setdefault(entry.positive, entry.id)
         counts = self.counts.get(CONSISTENCY)
-        for start in range(0, len(entries), ROWS_PER_BLOCK):
-            block = queries[start:start + ROWS_PER_BLOCK] @ vectors.T
-            mine = positive_scores[start:start + ROWS_PER_BLOCK]
+        rows = block_rows(len(documents))
+        for start in range(0, len(entries), rows):
+            block = queries[start:start + rows] @ vectors.T
+            # The positive's score from the same product as the others': computed apart, it can differ
+            # in the last bit, and the positive would outrank itself.
+            mine = block[np.arange(len(block)), own[start:start + rows]]
             ranks = (block > mine[:, None]).sum(axis=1) + 1
             best = block.argmax(axis=1)
             if top_m:
@@ -343,7 +352,7 @@ class RetrievalStage:
                 mined = mine_hard_negatives(
                     dataset, model, anchor_column_name="anchor", positive_column_name="documents", corpus=corpus, num_negatives=self.mine + 1,  # type: ignore[arg-type]
                     relative_margin=self.config.mine.relative_margin, output_format="labeled-list",
-                    batch_size=self.config.embed.batch_size, verbose=False,
+                    batch_size=self.config.embed.batch_size, faiss_batch_size=block_rows(len(corpus)), verbose=False,
                 )
             found = {(row["anchor"], row["documents"][0]): row["documents"][1:] for row in mined}
             for entry in entries:
