@@ -66,6 +66,10 @@ class Example(msgspec.Struct, kw_only=True, omit_defaults=True):
     # what curation changed and why (a false negative swapped with its positive, with the scores).
     negatives: Optional[list[str]] = None
     curation: Optional[dict[str, Any]] = None
+    # Generated from a corpus (generate --corpus): the passage that is the example's positive (or
+    # its query side, for long-short), and its document.
+    passage_id: Optional[str] = None
+    doc_id: Optional[str] = None
 
     def all_negatives(self) -> list[str]:
         """The generated negative, then the mined ones."""
@@ -144,6 +148,8 @@ class Manifest(msgspec.Struct, kw_only=True):
     brainstorm: Optional[dict[str, Any]] = None
     # Per brainstormed kind: tasks available and needed, their diversity, and examples per task used.
     tasks: dict[str, dict[str, Any]] = {}
+    # generate --corpus: the corpus folder, its digest, passages and documents.
+    corpus: Optional[dict[str, Any]] = None
     config: dict[str, Any] = {}
 
 
@@ -675,6 +681,150 @@ class CuratedOutput:
             spool.close()
         if kind is not None:
             self._kept.abort()
+            self._dropped.abort()
+        self._held.release()
+
+
+# -- a corpus: the user's documents as passages (synthgen corpus ingest) --------------------------------
+
+PASSAGES_NAME = "passages.jsonl"
+
+
+class Passage(msgspec.Struct, kw_only=True):
+    """One passage of a user's document: what generate --corpus grounds an example in."""
+
+    id: str  # "<doc_id>-<n>": the document's n-th passage kept
+    doc_id: str
+    source: str  # the document's path, relative to the folder ingested (or as given, for a file)
+    offset: int  # where the passage starts in the document's text, in characters
+    text: str
+
+
+class DroppedPassage(Passage, kw_only=True):
+    """A passage ingest left out, and why: a duplicate (with the kept passage it repeats)."""
+
+    reason: str
+    duplicate_of: Optional[str] = None
+
+
+class CorpusFolder:
+    """What `synthgen corpus ingest` writes: passages.jsonl (passages of a document together, the
+    documents in path order), dropped.jsonl (passages left out) and manifest.json (the settings,
+    the counts, and each file skipped with its reason), replaced together at the end."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.passages = path / PASSAGES_NAME
+        self.dropped = path / DROPPED_NAME
+        self.manifest = path / MANIFEST_NAME
+
+    def open(self) -> "CorpusOutput":
+        return CorpusOutput(self)
+
+    def index(self) -> "PassageIndex":
+        return PassageIndex(self)
+
+    def read_manifest(self) -> dict[str, Any]:
+        if not self.passages.is_file() or not self.manifest.is_file():
+            raise BadInput(f"{self.path} is not a corpus: run `synthgen corpus ingest DOCS --out {self.path}` first")
+        try:
+            return dict(msgspec.json.decode(self.manifest.read_bytes()))
+        except (msgspec.DecodeError, TypeError, ValueError):
+            raise BadInput(f"{self.manifest} is not a corpus manifest") from None
+
+    def __iter__(self) -> Iterator[Passage]:
+        """The passages in order (the folder must be a corpus)."""
+        self.read_manifest()
+        decoder = msgspec.json.Decoder(Passage)
+        with open(self.passages, "rb") as f:
+            for number, line in enumerate(f, 1):
+                try:
+                    yield decoder.decode(line)
+                except msgspec.DecodeError as exc:
+                    raise BadInput(f"{self.passages}:{number}: not a passage ({exc})") from None
+
+
+class _PassageDocument(msgspec.Struct):
+    doc_id: str
+
+
+class PassageIndex:
+    """A corpus's passages by number, for a plan that draws them: where each line starts and where
+    each document's passages start (16 bytes a passage at most, whatever its length), and a digest
+    of the whole file, which a run's fingerprint holds."""
+
+    def __init__(self, folder: CorpusFolder):
+        folder.read_manifest()
+        self.path = folder.passages
+        self._starts = array.array("Q")
+        self._document_starts = array.array("Q")
+        hasher = xxhash.xxh3_128()
+        decoder = msgspec.json.Decoder(_PassageDocument)
+        position, last = 0, None
+        with open(self.path, "rb") as f:
+            for number, line in enumerate(f):
+                hasher.update(line)
+                try:
+                    doc_id = decoder.decode(line).doc_id
+                except msgspec.DecodeError as exc:
+                    raise BadInput(f"{self.path}:{number + 1}: not a passage ({exc})") from None
+                if doc_id != last:
+                    self._document_starts.append(number)
+                    last = doc_id
+                self._starts.append(position)
+                position += len(line)
+        self._starts.append(position)
+        self._document_starts.append(len(self))
+        self.digest = hasher.hexdigest()
+        if not len(self):
+            raise BadInput(f"{folder.path} holds no passages")
+        self._file = open(self.path, "rb")
+
+    def __len__(self) -> int:
+        return len(self._starts) - 1
+
+    @property
+    def documents(self) -> int:
+        return len(self._document_starts) - 1
+
+    def document_passages(self, document: int) -> range:
+        """The numbers of the passages of the document-th document."""
+        return range(self._document_starts[document], self._document_starts[document + 1])
+
+    def __getitem__(self, number: int) -> Passage:
+        start = self._starts[number]
+        return msgspec.json.decode(os.pread(self._file.fileno(), self._starts[number + 1] - start, start), type=Passage)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class CorpusOutput:
+    """The open output of one ingest: locked, written under temporary names, committed at once."""
+
+    def __init__(self, folder: CorpusFolder):
+        self.folder = folder
+        self._held = HeldFolder(folder.path, "corpus ingest")
+        self._passages = AtomicFile(folder.passages)
+        self._dropped = AtomicFile(folder.dropped)
+
+    def keep(self, passage: Passage) -> None:
+        self._passages.file.write(_encode(passage) + b"\n")
+
+    def drop(self, passage: DroppedPassage) -> None:
+        self._dropped.file.write(_encode(passage) + b"\n")
+
+    def commit(self, manifest: dict[str, Any]) -> None:
+        self._passages.commit()
+        self._dropped.commit()
+        write_report(self.folder.manifest, manifest)
+
+    def __enter__(self) -> "CorpusOutput":
+        return self
+
+    def __exit__(self, kind: object, *exc: object) -> None:
+        if kind is not None:
+            self._passages.abort()
             self._dropped.abort()
         self._held.release()
 
