@@ -189,6 +189,9 @@ def generate(
     max_requests: Annotated[Optional[int], typer.Option(min=1, max=MAX_REQUESTS, help="Cap on requests (default from the config).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Start over: remove the run already in --out.")] = False,
     tasks: TasksDir = None,
+    corpus: Annotated[Optional[Path], typer.Option(
+        help="A folder of `synthgen corpus ingest`: ground every example in one of its passages "
+             "([generate.corpus]: no brainstorm, the LLM writes each task).")] = None,
     config: ConfigFile = None,
     base_url: BaseUrl = None,
     model: Model = None,
@@ -209,7 +212,8 @@ def generate(
                    model_path=model_path, concurrency=concurrency, rpm=rpm, tpm=tpm, seed=seed, out=out, tasks=tasks, kinds=kinds, languages=languages)
     folder = Path(cfg.generate.out)
     try:
-        run = asyncio.run(run_generation(cfg, n, folder, overwrite, show_progress=not quiet, max_requests=max_requests))
+        run = asyncio.run(run_generation(cfg, n, folder, overwrite, show_progress=not quiet, max_requests=max_requests,
+                                         corpus=corpus))
     except (KeyboardInterrupt, Interrupted):
         typer.echo(f"interrupted: what was written in {folder} is kept; to resume, run: {resume_command()}", err=True)
         raise typer.Exit(130) from None

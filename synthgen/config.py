@@ -8,7 +8,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any, Literal, Mapping, Optional, Union
+from typing import Any, Literal, Mapping, Optional, Sequence, Union
 from urllib.parse import urlparse
 
 from pydantic import (
@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from synthgen.errors import BadInput
-from synthgen.kinds import KINDS, SOURCE_LANGUAGE
+from synthgen.kinds import GROUNDED_KINDS, KINDS, SOURCE_LANGUAGE
 from synthgen.names import MAX_CAP_FACTOR
 from synthgen.resources import resource_dir
 
@@ -34,7 +34,7 @@ else:  # pragma: no cover
 
 # Tables that a user's config replaces whole instead of merging into: a weight table that kept
 # the default's other entries would silently keep sampling them.
-REPLACED_TABLES = ("kinds", "languages", "brainstorm.topics")
+REPLACED_TABLES = ("kinds", "languages", "brainstorm.topics", "generate.corpus.kinds", "generate.corpus.languages")
 
 
 # Environment variables and where they go.
@@ -122,12 +122,30 @@ class LocalConfig(_Section):
 LOCAL_SAMPLING = {"top_k", "min_p", "dry_multiplier", "dry_base", "dry_allowed_length", "n_ctx", "max_tokens"}
 
 
+class CorpusGenerateConfig(_Section):
+    """generate --corpus: which passages are drawn, which kinds are asked for, in which languages."""
+
+    draw: Literal["document", "passage"]
+    kinds: dict[str, float]
+    languages: dict[str, float]
+
+    @field_validator("kinds")
+    @classmethod
+    def _kinds(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = set(value) - set(GROUNDED_KINDS)
+        if unknown:
+            raise ValueError(f"generate.corpus.kinds: a passage grounds {', '.join(GROUNDED_KINDS)}, "
+                             f"not {sorted(unknown)[0]!r}")
+        return _weights(value, "kind")
+
+
 class GenerateConfig(_Section):
     concurrency: int = Field(ge=1, le=4096)
     seed: int
     out: str
     tasks: str
     request_cap_factor: float = Field(ge=1, le=MAX_CAP_FACTOR)
+    corpus: CorpusGenerateConfig
 
 
 def _weights(value: dict[str, float], what: str) -> dict[str, float]:
@@ -283,18 +301,13 @@ class Config(_Section):
     @classmethod
     def _languages(cls, value: dict[str, float], info: ValidationInfo) -> dict[str, float]:
         # Checked before the weights and before the bitext rule, which a lone unknown name met first.
-        known = {_fold(name): name for name in (*info.data.get("extra_languages", ()), *known_languages())}
-        canonical: dict[str, float] = {}
-        given: dict[str, str] = {}
-        for name, weight in value.items():
-            key = _fold(name)
-            if key not in known:
-                raise ValueError(_unknown_language(name, known))
-            if key in given:
-                raise ValueError(f"{known[key]!r} given twice ({given[key]!r} and {name!r})")
-            given[key] = name
-            canonical[known[key]] = weight
-        return _weights(canonical, "language")
+        return _canonical_languages(value, info.data.get("extra_languages", ()))
+
+    @model_validator(mode="after")
+    def _corpus_languages(self) -> "Config":
+        corpus = self.generate.corpus
+        corpus.languages = _canonical_languages(corpus.languages, self.extra_languages)
+        return self
 
     @model_validator(mode="after")
     def _value_sets(self) -> "Config":
@@ -339,6 +352,22 @@ class Config(_Section):
 @functools.lru_cache(maxsize=1)
 def _shipped_defaults() -> dict[str, Any]:
     return _read_toml(resource_dir("configs") / "default.toml")
+
+
+def _canonical_languages(value: dict[str, float], extra: Sequence[str]) -> dict[str, float]:
+    """A language table with each name as the known list spells it; an unknown or doubled name is an error."""
+    known = {_fold(name): name for name in (*extra, *known_languages())}
+    canonical: dict[str, float] = {}
+    given: dict[str, str] = {}
+    for name, weight in value.items():
+        key = _fold(name)
+        if key not in known:
+            raise ValueError(_unknown_language(name, known))
+        if key in given:
+            raise ValueError(f"{known[key]!r} given twice ({given[key]!r} and {name!r})")
+        given[key] = name
+        canonical[known[key]] = weight
+    return _weights(canonical, "language")
 
 
 def known_languages() -> tuple[str, ...]:

@@ -7,7 +7,7 @@ config always give the same prompts, and a rerun skips every index already answe
 
 import asyncio
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 from synthgen import __version__
 from synthgen.answers import DUPLICATE, REQUEST_FAILED, Verdict, validate_answer
@@ -17,16 +17,19 @@ from synthgen.config import Config, digest
 from synthgen.console import say
 from synthgen.dispatch import Dispatcher, FailureWindow, request_cap
 from synthgen.errors import BadInput, Interrupted, RunStopped
+from synthgen.grounded import GROUNDED, PASSAGE, grounded_example
 from synthgen.kinds import KINDS
 from synthgen.ledger import Ledger, ManifestWriter
 from synthgen.llm import Completion, RequestFailed, StopRun
 from synthgen.progress import Progress
 from synthgen.prompts import Templates
-from synthgen.sampling import PLAN_VERSION, PlanItem, Planner
+from synthgen.sampling import PLAN_VERSION, GroundedPlanner, PlanItem, Planner
 from synthgen.schemas import answer_schema
 from synthgen.store import (
+    CorpusFolder,
     Example,
     Manifest,
+    PassageIndex,
     Reject,
     RunFolder,
     RunState,
@@ -38,13 +41,17 @@ from synthgen.store import (
 from synthgen.tasks import diversity, needed_tasks
 
 
-def fingerprint_parts(config: Config, templates: Templates, tasks: dict[str, list[str]]) -> dict[str, str]:
+def fingerprint_parts(config: Config, templates: Templates, tasks: dict[str, list[str]],
+                      corpus: Optional[PassageIndex] = None) -> dict[str, str]:
     """Digests of everything that decides a run's prompts and answers, named for the user."""
     settings = config.fingerprint_data()
     parts = {name: digest(value) for name, value in settings.items()}
     parts["templates"] = digest(templates.texts())
     parts["tasks"] = digest(tasks)
     parts["plan"] = PLAN_VERSION
+    if corpus is not None:  # only then: runs made without a corpus keep their fingerprints
+        parts["corpus"] = corpus.digest
+        parts["corpus_settings"] = digest(config.generate.corpus.model_dump(mode="json"))
     return parts
 
 
@@ -96,9 +103,11 @@ def to_reject(item: PlanItem, verdict: Verdict, text: str, finish_reason: Option
 class Generation:
     """One session of a run: asks for each planned index, turns answers into records, keeps the books."""
 
-    def __init__(self, config: Config, backend: Backend, templates: Templates, planner: Planner, folder: RunFolder,
-                 state: RunState, header: Manifest, show_progress: bool = True):
+    def __init__(self, config: Config, backend: Backend, templates: Templates, planner: Union[Planner, GroundedPlanner],
+                 folder: RunFolder, state: RunState, header: Manifest, show_progress: bool = True,
+                 passages: Optional[PassageIndex] = None):
         self.config = config
+        self.passages = passages
         self.client = backend.client
         self.templates = templates
         self.planner = planner
@@ -108,6 +117,7 @@ class Generation:
         self.run_id = header.fingerprint[:10]
         self.failures = FailureWindow()
         self.schemas = {name: answer_schema(kind.answer) for name, kind in KINDS.items()}
+        self.grounded_schemas = {name: answer_schema(kind.answer) for name, kind in GROUNDED.items()}
         self.progress = Progress("generate", header.n, "ex", show_progress, initial=min(self.ledger.valid, header.n),
                                  usage=self.client.usage)
         self.dispatcher = Dispatcher(header.n, header.request_cap, config.generate.concurrency,
@@ -142,11 +152,17 @@ class Generation:
     async def _request(self, index: int) -> bool:
         item = self.planner.item(index)
         model, seed = self.client.model, self.planner.seed
+        passage = self.passages[item.passage] if self.passages is not None and item.passage is not None else None
+        if passage is None:
+            prompt, schema = self.templates.generate[item.kind].render(item.placeholders), self.schemas[item.kind]
+        else:
+            prompt = self.templates.corpus[item.kind].render({**item.placeholders, PASSAGE: passage.text})
+            schema = self.grounded_schemas[item.kind]
         try:
             completion = await self.client.complete(
-                self.templates.generate[item.kind].render(item.placeholders),
+                prompt,
                 max_tokens=self.config.llm.max_tokens[item.kind],
-                schema=self.schemas[item.kind],
+                schema=schema,
                 schema_name=item.kind,
             )
         except RequestFailed as exc:
@@ -158,11 +174,19 @@ class Generation:
             return False
         self.failures.record(False)
         usage = usage_of(completion)
-        verdict = validate_answer(completion, KINDS[item.kind].answer)
+        if passage is None:
+            verdict = validate_answer(completion, KINDS[item.kind].answer)
+        else:
+            verdict = validate_answer(completion, GROUNDED[item.kind].answer)
+            if verdict.reason is None:
+                verdict = GROUNDED[item.kind].check(verdict.value, passage.text) or verdict
         if verdict.reason:
             self._reject(to_reject(item, verdict, completion.text, completion.finish_reason, model, seed, usage))
             return False
-        example = to_example(item, verdict.value, self.run_id, model, seed, usage)
+        if passage is None:
+            example = to_example(item, verdict.value, self.run_id, model, seed, usage)
+        else:
+            example = grounded_example(item, verdict.value, passage, self.run_id, model, seed, usage)
         key = example_digest(example)
         if key in self.keys:  # the same example again: the user asked for N distinct ones
             repeat = Verdict(reason=DUPLICATE, detail="the same example is already in the run")
@@ -237,7 +261,7 @@ def task_report(tasks: dict[str, list[str]], needed: dict[str, int]) -> dict[str
 
 
 def run_header(config: Config, backend: Backend, parts: dict[str, str], n: int, cap: int,
-               brainstormed: Optional[dict], tasks: dict[str, dict]) -> Manifest:
+               brainstormed: Optional[dict], tasks: dict[str, dict], corpus: Optional[dict] = None) -> Manifest:
     return Manifest(
         synthgen_version=__version__,
         fingerprint=digest(parts),
@@ -251,39 +275,56 @@ def run_header(config: Config, backend: Backend, parts: dict[str, str], n: int, 
         request_cap=cap,
         brainstorm=brainstormed,
         tasks=tasks,
+        corpus=corpus,
         config=config.model_dump(mode="json", exclude={"llm": {"api_key"}}),
     )
 
 
 async def generate(
     config: Config, n: int, out: Path, overwrite: bool = False, show_progress: bool = True,
-    max_requests: Optional[int] = None,
+    max_requests: Optional[int] = None, corpus: Optional[Path] = None,
 ) -> Generation:
-    templates = Templates(Path(config.prompts) if config.prompts else None)
-    tasks = load_all_tasks(config)
+    """corpus: a folder of `synthgen corpus ingest`: every example is grounded in one of its
+    passages (no brainstorm: the LLM writes each task from its passage)."""
+    passages = CorpusFolder(corpus).index() if corpus is not None else None
+    try:
+        return await _generate(config, n, out, overwrite, show_progress, max_requests, corpus, passages)
+    finally:
+        if passages is not None:
+            passages.close()
+
+
+async def _generate(config: Config, n: int, out: Path, overwrite: bool, show_progress: bool,
+                    max_requests: Optional[int], corpus: Optional[Path], passages: Optional[PassageIndex]) -> Generation:
+    templates = Templates(Path(config.prompts) if config.prompts else None, corpus=passages is not None)
+    tasks = load_all_tasks(config) if passages is None else {}
     with RunFolder(out).open("generate") as folder:
         if overwrite:
             folder.remove_run()
         state = folder.read_state()
         if all(tasks.values()):  # refuse a mismatched resume before anything is printed or sent
-            check_same_run(state, fingerprint_parts(config, templates, tasks), out)
+            check_same_run(state, fingerprint_parts(config, templates, tasks, passages), out)
         backend = open_backend(config)
         try:
             say(f"synthgen {__version__}: {backend.description}")
+            if passages is not None:
+                say(f"grounded in {corpus}: {len(passages)} passages of {passages.documents} documents")
             needed = needed_tasks(n, config.active_kinds(), config.brainstorm.examples_per_task)
             needed = {name: needed[name] for name in tasks}  # the brainstormed kinds
             subtypes = await brainstorm_shortfall(config, backend, templates, tasks, needed, not state.empty,
                                                   show_progress)
             spent = backend.client.usage.take_counts()  # kept apart: the manifest's counts are generation's
-            parts = fingerprint_parts(config, templates, tasks)
+            parts = fingerprint_parts(config, templates, tasks, passages)
             check_same_run(state, parts, out)
             if not state.empty:
                 say(f"resuming {out}: {len(state.valid)} valid and {len(state.rejected)} rejected already there")
             cap = max_requests or request_cap(n, config.generate.request_cap_factor)
             brainstormed = {**spent, "subtypes": subtypes} if spent["http_requests"] else None
-            header = run_header(config, backend, parts, n, cap, brainstormed, task_report(tasks, needed))
-            generation = Generation(config, backend, templates, Planner(config, tasks), folder, state, header,
-                                    show_progress)
+            described = {"path": str(corpus), "digest": passages.digest, "passages": len(passages),
+                         "documents": passages.documents} if passages is not None else None
+            header = run_header(config, backend, parts, n, cap, brainstormed, task_report(tasks, needed), described)
+            planner = Planner(config, tasks) if passages is None else GroundedPlanner(config, passages)
+            generation = Generation(config, backend, templates, planner, folder, state, header, show_progress, passages)
             outcome = await generation.run()
         finally:
             await backend.client.aclose()

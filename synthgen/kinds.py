@@ -89,3 +89,6 @@ KINDS: dict[str, Kind] = {
 }
 
 SUBTYPES: tuple[str, ...] = tuple(name for name, kind in KINDS.items() if kind.brainstormed)
+
+# The kinds a passage of a user's corpus can ground (generate --corpus): the asymmetric ones.
+GROUNDED_KINDS: tuple[str, ...] = SUBTYPES

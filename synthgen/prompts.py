@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from synthgen.errors import BadInput
+from synthgen.grounded import GROUNDED, PASSAGE
 from synthgen.kinds import KINDS, SUBTYPES
 from synthgen.resources import resource_dir
 
@@ -59,13 +60,21 @@ def load_template(folder: Path, stage: str, kind: str, declared: tuple[str, ...]
 
 
 class Templates:
-    """Every template of one prompts folder, loaded and checked up front."""
+    """Every template of one prompts folder, loaded and checked up front; with corpus, the templates
+    of examples grounded in a passage (corpus/) instead of the brainstorm's and generate's."""
 
-    def __init__(self, folder: Optional[Path] = None):
+    def __init__(self, folder: Optional[Path] = None, corpus: bool = False):
         self.folder = folder or resource_dir("prompts")
-        self.brainstorm = {k: load_template(self.folder, "brainstorm", k, BRAINSTORM_PLACEHOLDERS) for k in SUBTYPES}
-        self.generate = {k: load_template(self.folder, "generate", k, kind.placeholders) for k, kind in KINDS.items()}
+        self.brainstorm: dict[str, Template] = {}
+        self.generate: dict[str, Template] = {}
+        self.corpus: dict[str, Template] = {}
+        if corpus:
+            self.corpus = {k: load_template(self.folder, "corpus", k, (PASSAGE, *kind.placeholders))
+                           for k, kind in GROUNDED.items()}
+        else:
+            self.brainstorm = {k: load_template(self.folder, "brainstorm", k, BRAINSTORM_PLACEHOLDERS) for k in SUBTYPES}
+            self.generate = {k: load_template(self.folder, "generate", k, kind.placeholders) for k, kind in KINDS.items()}
 
     def texts(self) -> dict[str, str]:
         """Every template's text by name, for the run's fingerprint."""
-        return {t.name: t.text for t in (*self.brainstorm.values(), *self.generate.values())}
+        return {t.name: t.text for t in (*self.brainstorm.values(), *self.generate.values(), *self.corpus.values())}

@@ -10,19 +10,24 @@ import random
 from array import array
 from dataclasses import dataclass
 from itertools import accumulate
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 
 from synthgen.config import Config
+from synthgen.grounded import GROUNDED
 from synthgen.kinds import KINDS, LANGUAGE, SOURCE_LANGUAGE, TARGET_LANGUAGE, TASK
+
+if TYPE_CHECKING:
+    from synthgen.store import PassageIndex
 
 
 @dataclass(frozen=True)
 class PlanItem:
     index: int
     kind: str
-    task: str
+    task: str  # "" where the LLM writes it (grounded in a passage)
     language: str
     placeholders: dict[str, str]
+    passage: Optional[int] = None  # generate --corpus: the number of the passage the example is grounded in
 
 
 class Weighted:
@@ -121,3 +126,38 @@ class Planner:
             language = self._languages.draw(rng)
             if language != other:
                 return language
+
+
+class GroundedPlanner:
+    """generate --corpus: example i's kind, passage and placeholders from (seed, i) and the corpus
+    alone. The passage is drawn uniformly among a uniformly drawn document's passages ("document",
+    so one huge file does not dominate) or among all passages ("passage"); the LLM writes the task."""
+
+    def __init__(self, config: Config, passages: "PassageIndex"):
+        settings = config.generate.corpus
+        self.seed = config.generate.seed
+        self._kinds = Weighted(settings.kinds)
+        self._languages = Weighted(settings.languages)
+        self._values = {name: {p: config.value_set(name, p) for p in GROUNDED[name].placeholders if p != LANGUAGE}
+                        for name in self._kinds.names}
+        self._passages = passages
+        self._by_document = settings.draw == "document"
+        # As Planner: the first items hold one of each kind, in a seeded order.
+        self._opening = list(self._kinds.names)
+        random.Random(f"synthgen:{self.seed}:corpus:opening").shuffle(self._opening)
+
+    def item(self, index: int) -> PlanItem:
+        rng = random.Random(f"synthgen:{self.seed}:corpus:{index}")
+        kind = self._opening[index] if index < len(self._opening) else self._kinds.draw(rng)
+        if self._by_document:
+            passages = self._passages.document_passages(rng.randrange(self._passages.documents))
+            passage = passages[rng.randrange(len(passages))]
+        else:
+            passage = rng.randrange(len(self._passages))
+        values = {}
+        for placeholder in GROUNDED[kind].placeholders:
+            if placeholder == LANGUAGE:
+                values[LANGUAGE] = self._languages.draw(rng)
+            else:
+                values[placeholder] = rng.choice(self._values[kind][placeholder])
+        return PlanItem(index, kind, "", values[LANGUAGE], values, passage)

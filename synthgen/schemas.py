@@ -43,6 +43,39 @@ class TripletAnswer(Answer):
     S3: Text
 
 
+# Answers grounded in a passage of the user's corpus (generate --corpus): the passage is one side
+# of the pair, written by nobody; the LLM writes the task and the other side.
+
+
+class GroundedQueryAnswer(Answer):
+    """short-long: a query the passage answers."""
+
+    task: Text
+    user_query: Text
+
+
+class GroundedLabelAnswer(Answer):
+    """long-short: a classification task and the passage's label."""
+
+    task: Text
+    label: Text
+
+
+class GroundedSentenceAnswer(Answer):
+    """short-short: a short query and the passage's own sentence that answers it, copied."""
+
+    task: Text
+    user_query: Text
+    sentence: Text
+
+
+class GroundedTextAnswer(Answer):
+    """long-long: a passage-length text that the passage matches."""
+
+    task: Text
+    matching_text: Text
+
+
 def answer_schema(model: type[Answer]) -> dict[str, Any]:
     """The JSON schema sent as response_format: plain strings, all keys required, no others.
 

@@ -1,0 +1,149 @@
+"""generate --corpus: examples grounded in the passages of a corpus folder, against the loopback LLM.
+
+The corpus is written through the store's own writer (CorpusOutput), as `synthgen corpus ingest`
+writes it; the plan, the provenance, the checks of a grounded answer, resume and bad input are
+tested through the CLI."""
+
+import collections
+import json
+import re
+
+import pytest
+
+from conftest import read_jsonl
+from fake_llm import chat_body
+from synthgen.config import load_config
+from synthgen.grounded import GROUNDED
+from synthgen.kinds import GROUNDED_KINDS
+from synthgen.sampling import GroundedPlanner
+from synthgen.store import CorpusFolder, Passage
+
+PASSAGE_IN_PROMPT = re.compile(r"<passage>\n(.*)\n</passage>", re.DOTALL)
+
+
+def write_corpus(folder, documents: dict[str, list[str]]):
+    """A corpus whose documents are named and hold these passages, in this order."""
+    with CorpusFolder(folder).open() as output:
+        count = 0
+        for doc_id, texts in documents.items():
+            offset = 0
+            for n, text in enumerate(texts):
+                output.keep(Passage(id=f"{doc_id}-{n}", doc_id=doc_id, source=f"{doc_id}.txt", offset=offset, text=text))
+                offset += len(text) + 2
+                count += 1
+        output.commit({"passages": count, "documents": len(documents)})
+    return folder
+
+
+def sentences(doc: str, n: int) -> str:
+    return " ".join(f"Fact {i} of {doc} passage {n} is remarkable." for i in range(4))
+
+
+@pytest.fixture
+def corpus(workdir):
+    return write_corpus(workdir / "corpus", {f"doc{d}": [sentences(f"doc{d}", n) for n in range(3)] for d in range(6)})
+
+
+def passages_by_id(folder) -> dict[str, Passage]:
+    return {p.id: p for p in CorpusFolder(folder)}
+
+
+def config_file(workdir, kinds: str) -> str:
+    (workdir / "corpus.toml").write_text(f"[generate.corpus]\nkinds = {{ {kinds} }}\n")
+    return "corpus.toml"
+
+
+def test_every_grounded_kind_keeps_its_passage_and_provenance(cli, endpoint, llm, workdir, corpus):
+    def quoting(body):  # a model that copies a sentence of the passage where asked to
+        prompt = body["messages"][-1]["content"]
+        keys = tuple(body["response_format"]["json_schema"]["schema"]["properties"])
+        passage = PASSAGE_IN_PROMPT.search(prompt).group(1)
+        answer = {key: f"{key} for {passage[:30]} {len(llm.requests)}" for key in keys}
+        if "sentence" in answer:
+            answer["sentence"] = passage.split(". ")[1] + "."
+        return 200, {}, chat_body(json.dumps(answer))
+
+    llm.default = quoting
+    config = config_file(workdir, ", ".join(f'{k} = 1' for k in GROUNDED_KINDS))
+    result = cli("generate", "--n", 24, "--corpus", corpus, "--config", config, *endpoint)
+    assert result.status == 0, result.err
+    examples = read_jsonl(workdir / "data/raw/examples.jsonl")
+    passages = passages_by_id(corpus)
+    assert len(examples) == 24 and {e["kind"] for e in examples} == set(GROUNDED_KINDS)
+    for example in examples:
+        passage = passages[example["passage_id"]]
+        assert example["doc_id"] == passage.doc_id
+        assert example["task"] == example["raw"]["task"] and example["negative"] is None
+        if example["kind"] in ("short-long", "long-long"):
+            assert example["positive"] == passage.text
+        elif example["kind"] == "long-short":
+            assert example["query"] == passage.text and example["positive"] == example["raw"]["label"]
+        else:
+            assert example["positive"] in passage.text and example["query"] == example["raw"]["user_query"]
+        prompt = next(r["messages"][-1]["content"] for r in llm.requests if passage.text in r["messages"][-1]["content"])
+        assert "{" not in PASSAGE_IN_PROMPT.sub("", prompt).replace('{"', "")  # every placeholder filled
+    manifest = json.loads((workdir / "data/raw/manifest.json").read_text())
+    assert manifest["corpus"]["passages"] == 18 and manifest["corpus"]["documents"] == 6
+    assert manifest["brainstorm"] is None and manifest["tasks"] == {}
+    assert not (workdir / "data/tasks").exists()  # no brainstorm in corpus mode
+
+
+def test_a_sentence_not_in_the_passage_is_rejected(cli, endpoint, llm, workdir, corpus):
+    # The fake's own answers make up their sentence.
+    result = cli("generate", "--n", 3, "--corpus", corpus, "--config", config_file(workdir, "short-short = 1"),
+                 "--max-requests", 5, *endpoint)
+    assert result.status == 1
+    rejects = read_jsonl(workdir / "data/raw/rejects.jsonl")
+    assert len(rejects) == 5 and {r["reason"] for r in rejects} == {"not-in-passage"}
+
+
+def test_the_plan_depends_on_the_seed_and_the_corpus_alone(workdir, corpus):
+    config = load_config()
+    index = CorpusFolder(corpus).index()
+    try:
+        first = [GroundedPlanner(config, index).item(i) for i in range(50)]
+        again = [GroundedPlanner(config, index).item(i) for i in reversed(range(50))][::-1]
+        assert first == again  # item i from (seed, i) alone, in any order
+        other = load_config(overrides={"generate": {"seed": 1}})
+        assert [i.passage for i in first] != [GroundedPlanner(other, index).item(i).passage for i in range(50)]
+        kinds = collections.Counter(item.kind for item in first)
+        assert set(kinds) <= set(GROUNDED) and kinds["short-long"] > 25  # the default weights: 0.7
+        assert all(set(item.placeholders) == set(GROUNDED[item.kind].placeholders) for item in first)
+    finally:
+        index.close()
+
+
+@pytest.mark.parametrize("draw,expected", [("document", 0.5), ("passage", 100 / 101)])
+def test_draw_by_document_keeps_one_huge_file_from_dominating(workdir, draw, expected):
+    corpus = write_corpus(workdir / "c", {"huge": [f"huge part {n}" for n in range(100)], "small": ["small only"]})
+    config = load_config(overrides={"generate": {"corpus": {"draw": draw}}})
+    index = CorpusFolder(corpus).index()
+    try:
+        planner = GroundedPlanner(config, index)
+        share = sum(index[planner.item(i).passage].doc_id == "huge" for i in range(2000)) / 2000
+    finally:
+        index.close()
+    assert abs(share - expected) < 0.04
+
+
+def test_a_run_resumes_on_its_corpus_and_refuses_another(cli, endpoint, llm, workdir, corpus):
+    config = config_file(workdir, "short-long = 1")
+    assert cli("generate", "--n", 4, "--corpus", corpus, "--config", config, *endpoint).status == 0
+    sent = len(llm.requests)
+    assert cli("generate", "--n", 7, "--corpus", corpus, "--config", config, *endpoint).status == 0
+    assert len(llm.requests) == sent + 3  # nothing asked twice
+    assert len(read_jsonl(workdir / "data/raw/examples.jsonl")) == 7
+
+    changed = write_corpus(workdir / "corpus2", {"doc0": ["Another text altogether."]})
+    result = cli("generate", "--n", 9, "--corpus", changed, "--config", config, *endpoint)
+    assert result.status == 2 and "corpus" in result.err and len(result.err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda w: w / "missing", "not a corpus"),
+    (lambda w: (w / "empty").mkdir() or w / "empty", "not a corpus"),
+    (lambda w: write_corpus(w / "none", {}), "holds no passages"),
+])
+def test_a_folder_that_is_no_corpus_is_one_line(cli, endpoint, workdir, make, message):
+    result = cli("generate", "--n", 2, "--corpus", make(workdir), *endpoint)
+    assert result.status == 2 and message in result.err and len(result.err.strip().splitlines()) == 1
