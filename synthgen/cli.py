@@ -512,6 +512,8 @@ def eval_passkey(
 def eval_retrieval(
     paths: Annotated[list[Path], typer.Argument(help="Held-out stored examples (files or folders), or one BEIR folder.")],
     instruction: Annotated[Optional[str], typer.Option(help="Instruction for queries that carry none (BEIR).")] = None,
+    corpus: Annotated[Optional[Path], typer.Option(
+        help="A corpus folder (synthgen corpus ingest): its passages join the document pool.")] = None,
     model: EmbedModel = None,
     base_url: EmbedBaseUrl = None,
     api_key: EmbedApiKey = None,
@@ -529,9 +531,11 @@ def eval_retrieval(
 
     template = check_template(query_template)
     if len(paths) == 1 and is_beir_folder(paths[0]):
+        if corpus is not None:
+            raise BadInput("--corpus is for synthgen examples: a BEIR folder holds its own corpus")
         data = load_beir(paths[0], instruction)
     else:
-        data, _ = load_examples(paths, instruction)
+        data, _ = load_examples(paths, instruction, corpus)
     embedder = open_embedder(model, base_url, api_key, batch_size, max_seq_length)
     result = evaluate_retrieval(data, embedder, template, show_progress=not quiet)
     typer.echo(json.dumps(result, indent=2) if as_json else retrieval_table(result))

@@ -21,7 +21,7 @@ from synthgen.beir import is_folder as is_beir_folder  # noqa: F401  (the CLI as
 from synthgen.embedders import Embedder, similarities, stack, top_k
 from synthgen.errors import BadInput
 from synthgen.instructions import query_text
-from synthgen.store import ReadCounts, example_files, read_examples
+from synthgen.store import CorpusFolder, ReadCounts, example_files, read_examples
 from synthgen.tables import table
 
 CHUNK = 256  # texts handed to the embedder at once (the progress bar moves per chunk)
@@ -134,9 +134,13 @@ def load_beir(folder: Path, instruction: Optional[str], split: str = beir.DEFAUL
     return data
 
 
-def load_examples(paths: list[Path], instruction: Optional[str]) -> tuple[RetrievalSet, ReadCounts]:
-    """Each example's query against the pool of every positive and negative (one document per distinct text)."""
-    data = RetrievalSet(source="synthgen examples " + ", ".join(map(str, paths)))
+def load_examples(paths: list[Path], instruction: Optional[str],
+                  corpus: Optional[Path] = None) -> tuple[RetrievalSet, ReadCounts]:
+    """Each example's query against the pool of every positive and negative (one document per
+    distinct text), and with a corpus folder every passage of it too: the held-out examples of a
+    user's own documents then search the whole corpus, as they will in use."""
+    data = RetrievalSet(source="synthgen examples " + ", ".join(map(str, paths)) +
+                        (f" against the passages of {corpus}" if corpus is not None else ""))
     counts = ReadCounts()
     pool: dict[str, str] = {}
 
@@ -160,6 +164,8 @@ def load_examples(paths: list[Path], instruction: Optional[str]) -> tuple[Retrie
             doc_id(example.negative)
     if not data.query_ids:
         raise BadInput("no synthgen example in " + ", ".join(map(str, paths)))
+    for passage in CorpusFolder(corpus) if corpus is not None else ():
+        doc_id(passage.text)
     return data, counts
 
 

@@ -1,9 +1,10 @@
-"""A held-out split of stored examples, deterministic and disjoint by task.
+"""A held-out split of stored examples, deterministic and disjoint by task, or by document.
 
 Every example of one task (kind + task definition) goes to the same side, so the test side holds
 instructions the model was never trained on. The kinds with one fixed instruction (sts, bitext)
 would otherwise land whole on one side: they are split example by example instead (by kind +
-query). Groups are ordered by a seeded digest of their key and taken into the test side until it
+query). Examples grounded in a user's corpus (generate --corpus) are split by their document, so
+no document is on both sides and the test side measures documents the model never saw. Groups are ordered by a seeded digest of their key and taken into the test side until it
 holds the share asked for, so the same input and seed always give the same split.
 """
 
@@ -22,6 +23,8 @@ TRAIN, TEST = "train.jsonl", "test.jsonl"
 
 
 def group_key(example: Example) -> str:
+    if example.doc_id is not None:
+        return json.dumps(["document", example.doc_id], ensure_ascii=False)
     kind = KINDS.get(example.kind)
     if (kind is not None and not kind.brainstormed) or not example.task:
         return json.dumps(["example", example.kind, example.query], ensure_ascii=False)
@@ -40,6 +43,7 @@ class SplitResult:
     train_groups: int = 0
     test_groups: int = 0
     test_tasks: list[str] = field(default_factory=list)
+    test_documents: list[str] = field(default_factory=list)
 
 
 def split(paths: list[Path], out: Path, test_share: float = 0.2, seed: int = 0) -> SplitResult:
@@ -55,7 +59,8 @@ def split(paths: list[Path], out: Path, test_share: float = 0.2, seed: int = 0) 
     for _, example in read_example_lines(files, first_pass):
         sizes[group_key(example)] += 1
     if len(sizes) < 2:
-        raise BadInput(f"{first_pass.examples} examples in {len(sizes)} group: a split needs at least two tasks")
+        raise BadInput(f"{first_pass.examples} examples in {len(sizes)} group: a split needs at least two tasks "
+                       "(or two documents)")
     wanted = test_share * sum(sizes.values())
     test_groups: set[str] = set()
     taken = 0
@@ -84,6 +89,7 @@ def split(paths: list[Path], out: Path, test_share: float = 0.2, seed: int = 0) 
         result.test_groups = len(test_groups)
         result.train_groups = len(sizes) - len(test_groups)
         result.test_tasks = sorted(json.loads(k)[2] for k in test_groups if json.loads(k)[0] == "task")
+        result.test_documents = sorted(json.loads(k)[1] for k in test_groups if json.loads(k)[0] == "document")
         _write_summary(out, seed, test_share, files, result)
     return result
 
@@ -92,5 +98,7 @@ def _write_summary(out: Path, seed: int, test_share: float, files: list[Path], r
     summary = {"seed": seed, "test_share": test_share, "inputs": [str(f) for f in files],
                "train": result.train, "test": result.test, "train_groups": result.train_groups,
                "test_groups": result.test_groups, "test_tasks": result.test_tasks,
-               "grouping": "brainstormed kinds by kind + task; sts and bitext (one fixed instruction) by kind + query"}
+               "test_documents": result.test_documents,
+               "grouping": "grounded examples by document; brainstormed kinds by kind + task; sts and bitext "
+                           "(one fixed instruction) by kind + query"}
     write_atomic(out / "split.json", (json.dumps(summary, indent=2, ensure_ascii=False) + "\n").encode())

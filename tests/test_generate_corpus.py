@@ -147,3 +147,28 @@ def test_a_run_resumes_on_its_corpus_and_refuses_another(cli, endpoint, llm, wor
 def test_a_folder_that_is_no_corpus_is_one_line(cli, endpoint, workdir, make, message):
     result = cli("generate", "--n", 2, "--corpus", make(workdir), *endpoint)
     assert result.status == 2 and message in result.err and len(result.err.strip().splitlines()) == 1
+
+
+def test_split_by_document_then_eval_against_the_whole_corpus(cli, endpoint, llm, workdir, corpus):
+    from fake_embeddings import FakeEmbeddings, bag_of_words
+
+    config = config_file(workdir, "short-long = 1")
+    assert cli("generate", "--n", 30, "--corpus", corpus, "--config", config, *endpoint).status == 0
+    assert cli("split", "data/raw", "--out", "split", "--test-share", "0.3").status == 0
+    train, test = read_jsonl(workdir / "split/train.jsonl"), read_jsonl(workdir / "split/test.jsonl")
+    assert len(train) + len(test) == 30 and test
+    assert not {e["doc_id"] for e in train} & {e["doc_id"] for e in test}  # no document on both sides
+    summary = json.loads((workdir / "split/split.json").read_text())
+    assert sorted(summary["test_documents"]) == sorted({e["doc_id"] for e in test})
+
+    # The fake's queries begin with their passage's first words: "Fact 0 of doc3 passage 1".
+    server = FakeEmbeddings(bag_of_words([f"doc{d}" for d in range(6)] + ["0", "1", "2"])).start()
+    try:
+        result = cli("eval", "retrieval", "split/test.jsonl", "--corpus", corpus, "--base-url", server.base_url,
+                     "--model", "fake-embed", "--json", "-q")
+    finally:
+        server.stop()
+    assert result.status == 0, result.err
+    report = json.loads(result.out)
+    assert report["queries"] == len(test) and report["documents"] == 18  # every passage, not only the positives
+    assert "against the passages of" in report["source"]
