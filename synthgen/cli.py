@@ -310,6 +310,9 @@ def curate(
     mine_negatives: Annotated[Optional[int], typer.Option(
         "--mine-negatives", min=0, help="Add this many hard negatives per kept example, mined from the documents "
                                         "of its kind ([curate.mine]).")] = None,
+    corpus: Annotated[Optional[Path], typer.Option(
+        help="With --mine-negatives: mine short-long and long-long negatives from this corpus's passages "
+             "(synthgen corpus ingest) instead of the examples' documents.")] = None,
     on_false_negative: Annotated[Optional[FalseNegativeAction], typer.Option(
         help="An example whose negative beats its positive: drop it, swap the two, or keep it.")] = None,
     embed_model: Annotated[Optional[str], typer.Option(
@@ -361,7 +364,7 @@ def curate(
 
     out = out or Path("data/curated")
     names = [name.strip() for name in checks.split(",") if name.strip()] if checks is not None else None
-    report = run_curate(paths, out, cfg, names, show_progress=not quiet, relabel=relabel)
+    report = run_curate(paths, out, cfg, names, show_progress=not quiet, relabel=relabel, corpus=corpus)
     typer.echo(render(report, out).rstrip("\n"))
 
 

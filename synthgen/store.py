@@ -791,6 +791,12 @@ class PassageIndex:
         """The numbers of the passages of the document-th document."""
         return range(self._document_starts[document], self._document_starts[document + 1])
 
+    def __iter__(self) -> Iterator[Passage]:
+        decoder = msgspec.json.Decoder(Passage)
+        with open(self.path, "rb") as f:
+            for line in f:
+                yield decoder.decode(line)
+
     def __getitem__(self, number: int) -> Passage:
         start = self._starts[number]
         return msgspec.json.decode(os.pread(self._file.fileno(), self._starts[number + 1] - start, start), type=Passage)

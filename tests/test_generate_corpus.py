@@ -53,17 +53,24 @@ def config_file(workdir, kinds: str) -> str:
     return "corpus.toml"
 
 
-def test_every_grounded_kind_keeps_its_passage_and_provenance(cli, endpoint, llm, workdir, corpus):
-    def quoting(body):  # a model that copies a sentence of the passage where asked to
+def quoting(llm):
+    """A model whose every answer starts with its passage's first 30 characters, and that copies a
+    sentence of the passage where asked to."""
+
+    def answer(body):
         prompt = body["messages"][-1]["content"]
         keys = tuple(body["response_format"]["json_schema"]["schema"]["properties"])
         passage = PASSAGE_IN_PROMPT.search(prompt).group(1)
-        answer = {key: f"{key} for {passage[:30]} {len(llm.requests)}" for key in keys}
-        if "sentence" in answer:
-            answer["sentence"] = passage.split(". ")[1] + "."
-        return 200, {}, chat_body(json.dumps(answer))
+        reply = {key: f"{key} for {passage[:30]} {len(llm.requests)}" for key in keys}
+        if "sentence" in reply:
+            reply["sentence"] = passage.split(". ")[1] + "."
+        return 200, {}, chat_body(json.dumps(reply))
 
-    llm.default = quoting
+    return answer
+
+
+def test_every_grounded_kind_keeps_its_passage_and_provenance(cli, endpoint, llm, workdir, corpus):
+    llm.default = quoting(llm)
     config = config_file(workdir, ", ".join(f'{k} = 1' for k in GROUNDED_KINDS))
     result = cli("generate", "--n", 24, "--corpus", corpus, "--config", config, *endpoint)
     assert result.status == 0, result.err
@@ -172,3 +179,37 @@ def test_split_by_document_then_eval_against_the_whole_corpus(cli, endpoint, llm
     report = json.loads(result.out)
     assert report["queries"] == len(test) and report["documents"] == 18  # every passage, not only the positives
     assert "against the passages of" in report["source"]
+
+
+def test_negatives_are_mined_from_the_corpus_never_the_own_passage(cli, endpoint, llm, workdir):
+    from fake_embeddings import FakeEmbeddings, bag_of_words
+
+    topics = [["router", "modem", "reset"], ["bread", "yeast", "flour"], ["violin", "bow", "rosin"]]
+    marks = ["one", "two", "three", "four"]
+    corpus = write_corpus(workdir / "corpus", {f"doc{t}": [f"{a} {b} {c} {mark}" for mark in marks]
+                                               for t, (a, b, c) in enumerate(topics)})
+    config = config_file(workdir, "short-long = 1")
+    llm.default = quoting(llm)
+    assert cli("generate", "--n", 12, "--corpus", corpus, "--config", config, *endpoint).status == 0
+    # The query (and the task) hold the passage whole: cos 1 with it, 0.75 with its topic's three others.
+    server = FakeEmbeddings(bag_of_words([w for topic in topics for w in topic] + marks), model="bow").start()
+    try:
+        (workdir / "c.toml").write_text(f'[curate.embed]\ncache = "{workdir / "e"}"\n')
+        result = cli("curate", "data/raw", "--out", "cur", "--checks", "near-duplicate", "--mine-negatives", 2,
+                     "--corpus", corpus, "--embed-base-url", server.base_url, "--embed-model", "bow",
+                     "--config", "c.toml", "-q")
+    finally:
+        server.stop()
+    assert result.status == 0, result.err
+    passages = {p.text: p for p in CorpusFolder(corpus)}
+    kept = read_jsonl(workdir / "cur/examples.jsonl")
+    assert len(kept) == 12
+    for example in kept:
+        own = passages[example["positive"]]
+        assert example["passage_id"] == own.id and len(example["negatives"]) == 2
+        assert all(passages[n].doc_id == own.doc_id and n != example["positive"] for n in example["negatives"])
+    report = json.loads((workdir / "cur/report.json").read_text())
+    assert report["check_counts"]["mine"]["examples mined from the corpus"] == 12
+
+    result = cli("curate", "data/raw", "--out", "cur2", "--corpus", corpus, "-q")
+    assert result.status == 2 and "--mine-negatives" in result.err

@@ -33,7 +33,7 @@ from synthgen.embedding_cache import EmbeddingCache, text_digest
 from synthgen.instructions import query_text
 from synthgen.kinds import SOURCE_LANGUAGE, TARGET_LANGUAGE
 from synthgen.models import DEFAULT_EMBEDDING_MODEL
-from synthgen.store import Example, Spool
+from synthgen.store import Example, PassageIndex, Spool
 
 if TYPE_CHECKING:
     from synthgen.curate.relabel import Candidate
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 CONSISTENCY, FALSE_NEGATIVE = "consistency", "false-negative"
 INCONSISTENT = "inconsistent"
+PASSAGE_POSITIVES = ("short-long", "long-long")  # the kinds whose positive a corpus passage can be
 ENGLISH = ("English", "unknown")  # unknown: imported without a language, most often English
 # Scores held at once (float32: 64 MB): queries are scored against a kind's documents in blocks of
 # this many over the number of documents, by the checks and by mining alike.
@@ -103,8 +104,13 @@ class RetrievalStage:
     in order with what it decided (results)."""
 
     def __init__(self, full: Config, cache: EmbeddingCache, checks: list[str], mine: int, spool: Spool,
-                 relabel_ledger: Optional[Path] = None, show_progress: bool = True):
-        """relabel_ledger: where relabelling keeps its judgements (None: no relabelling)."""
+                 relabel_ledger: Optional[Path] = None, show_progress: bool = True,
+                 passages: Optional[PassageIndex] = None):
+        """relabel_ledger: where relabelling keeps its judgements (None: no relabelling); passages: a
+        corpus whose passages are the pool negatives are mined from for the kinds whose positive is a
+        passage (short-long, long-long), instead of the documents of the kind."""
+        self.passages = passages
+        self._passage_numbers: dict[bytes, int] = {}  # a passage's digest -> its number, once embedded
         self.full = full
         self.config = config = full.curate
         self.relabel_ledger = relabel_ledger
@@ -143,9 +149,25 @@ class RetrievalStage:
                 example.positive, example.negative)
 
     def document(self, digest: bytes) -> str:
-        """A document's text, read back from the spool."""
+        """A document's text, read back from the spool (or the corpus)."""
+        if digest not in self.documents and self.passages is not None:
+            return self.passages[self._passage_numbers[digest]].text
         row, name = self.documents[digest]
         return getattr(self.spool.get(row), name)
+
+    def _corpus_pool(self) -> list[str]:
+        """Every distinct passage of the corpus by its digest in hex, embedded first (a pass over the
+        corpus for the digests, another for the texts the cache lacks)."""
+        assert self.passages is not None
+        if not self._passage_numbers:
+            for number, passage in enumerate(self.passages):
+                self._passage_numbers.setdefault(text_digest(passage.text), number)
+            missing = self.cache.missing(self._passage_numbers)
+            if missing:
+                texts = ((digest, passage.text) for passage in self.passages
+                         if (digest := text_digest(passage.text)) in missing)
+                self.cache.embed(texts, len(missing), self.show_progress, "embedding the corpus")
+        return [digest.hex() for digest in self._passage_numbers]
 
     def results(self) -> Iterator[tuple[Example, Optional[tuple[str, dict[str, Any]]]]]:
         """Every example given, in order: dropped (with its reason and evidence) or kept, and then
@@ -338,10 +360,14 @@ class RetrievalStage:
 
         counts = self.counts["mine"]
         model = CachedModel(self.cache)
-        for _, every in sorted(by_kind.items()):
+        for kind, every in sorted(by_kind.items()):
             entries = [e for e in every if not self._dropped(e.row)]
-            corpus = list(dict.fromkeys([e.positive.hex() for e in entries] +
-                                        [e.negative.hex() for e in entries if e.negative]))
+            if self.passages is not None and kind in PASSAGE_POSITIVES:
+                corpus = self._corpus_pool()
+                counts["examples mined from the corpus"] += len(entries)
+            else:
+                corpus = list(dict.fromkeys([e.positive.hex() for e in entries] +
+                                            [e.negative.hex() for e in entries if e.negative]))
             if len(corpus) < 2:
                 counts["examples in a kind with fewer than 2 documents"] += len(entries)
                 continue

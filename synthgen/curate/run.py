@@ -23,6 +23,7 @@ from synthgen.errors import BadInput
 from synthgen.kinds import SOURCE_LANGUAGE, TARGET_LANGUAGE
 from synthgen.store import (
     RELABEL_NAME,
+    CorpusFolder,
     CuratedFolder,
     Example,
     ReadCounts,
@@ -236,13 +237,14 @@ class Tally:
 
 
 def curate(paths: list[Path], out: Path, config: Config, checks: Optional[list[str]] = None,
-           show_progress: bool = True, relabel: bool = False) -> dict[str, Any]:
+           show_progress: bool = True, relabel: bool = False, corpus: Optional[Path] = None) -> dict[str, Any]:
     """Curate the examples of `paths` into the folder `out`; returns the report it wrote.
 
     checks: the checks to run (None: the config's, where embedding checks are skipped, and said so,
     when no embedder can be had). [curate.mine] negatives > 0 mines hard negatives for what is kept;
     relabel: the LLM judges the documents retrieved for each kept query (judgements kept in
-    OUT/relabel.jsonl, so a rerun asks again only what it has not judged).
+    OUT/relabel.jsonl, so a rerun asks again only what it has not judged); corpus: a corpus folder
+    whose passages short-long and long-long negatives are mined from.
     """
     settings = config.curate
     names = checks if checks is not None else settings.checks
@@ -251,6 +253,11 @@ def curate(paths: list[Path], out: Path, config: Config, checks: Optional[list[s
     embedding = [name for name in EMBEDDING_CHECKS if name in names]
     folder = CuratedFolder(out)
     files = example_files(paths, exclude=folder.examples)  # a wrong path fails before a model loads
+    if corpus is not None and not settings.mine.negatives:
+        raise BadInput("--corpus is the pool --mine-negatives mines from: give --mine-negatives K too")
+    corpus_folder = CorpusFolder(corpus) if corpus is not None else None
+    if corpus_folder is not None:
+        corpus_folder.read_manifest()  # not a corpus: said before a model loads
     skipped: dict[str, str] = {}
     cache = None
     if embedding or settings.mine.negatives or relabel:
@@ -266,8 +273,9 @@ def curate(paths: list[Path], out: Path, config: Config, checks: Optional[list[s
     with contextlib.ExitStack() as stack, folder.open() as output:
         for check in active:
             stack.callback(check.close)
+        passages = stack.enter_context(contextlib.closing(corpus_folder.index())) if corpus_folder else None
         stage = RetrievalStage(config, cache, embedding, settings.mine.negatives, output.spool(),
-                               out / RELABEL_NAME if relabel else None, show_progress) if cache else None
+                               out / RELABEL_NAME if relabel else None, show_progress, passages) if cache else None
         for batch in batched(read_examples(files, read, "curate", show_progress), BATCH):
             for example, verdict in zip(batch, judge(active, batch)):
                 if verdict is not None:
