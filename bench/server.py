@@ -1,7 +1,8 @@
 """A fast OpenAI-compatible chat-completions server on 127.0.0.1 for the benchmarks.
 
 It answers every synthgen kind and the brainstorm (and distilabel's retrieval prompts) with valid,
-unique JSON after a fixed latency, can answer a share of requests with 429, and keeps the arrival
+unique JSON after a fixed latency (a prompt grounded in a <passage> gets a query of words drawn from
+the passage: a stand-in for an LLM that reads it), can answer a share of requests with 429, and keeps the arrival
 time of every request (GET /stats) so that a rate can be checked afterwards.
 
     python bench/server.py --latency 0.1 [--port 0] [--reject-share 0.2] [--retry-after 1] [--task-pool 15000]
@@ -13,6 +14,7 @@ import asyncio
 import itertools
 import json
 import random
+import re
 import time
 
 from aiohttp import web
@@ -24,6 +26,20 @@ KEY_SETS = (
     ('"S3"', ("S1", "S2", "S3")),
 )
 FILLER = " ".join(f"word{i}" for i in range(60))
+PASSAGE = re.compile(r"<passage>\n(.*)\n</passage>", re.DOTALL)
+WORD = re.compile(r"[A-Za-z][A-Za-z-]{4,}")
+
+
+def grounded(passage: str, keys: tuple, number: int) -> dict:
+    """An answer for a passage: the query six of its longer words, drawn by the request's number;
+    the sentence (short-short) its first one, as the prompt asks, copied."""
+    words = WORD.findall(passage) or ["passage"]
+    picked = random.Random(number).sample(words, min(6, len(words)))
+    query = " ".join(picked)
+    first = passage.split(". ")[0].strip()
+    values = {"task": "Given a question about a Python package, retrieve the documentation passage that answers it",
+              "user_query": query, "label": picked[0], "sentence": first, "matching_text": f"{query} {FILLER}"}
+    return {key: values.get(key, query) for key in keys}
 
 
 def keys_for(body: dict, prompt: str) -> tuple:
@@ -64,8 +80,11 @@ def make_app(latency: float, reject_share: float, retry_after: float, seed: int,
                 status=429, headers={"retry-after": f"{retry_after:g}"},
             )
         prompt = body["messages"][-1]["content"]
+        passage = PASSAGE.search(prompt)
         if prompt.startswith("Brainstorm"):
             text = json.dumps({"tasks": brainstormed(number, task_pool)})
+        elif passage:
+            text = json.dumps(grounded(passage.group(1), keys_for(body, prompt), number))
         else:
             text = json.dumps({key: f"{key} {number} {FILLER}" for key in keys_for(body, prompt)})
         if latency:
