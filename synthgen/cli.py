@@ -213,7 +213,7 @@ def generate(
     folder = Path(cfg.generate.out)
     try:
         run = asyncio.run(run_generation(cfg, n, folder, overwrite, show_progress=not quiet, max_requests=max_requests,
-                                         corpus=corpus))
+                                         corpus=corpus, corpus_tasks=corpus is not None and tasks is not None))
     except (KeyboardInterrupt, Interrupted):
         typer.echo(f"interrupted: what was written in {folder} is kept; to resume, run: {resume_command()}", err=True)
         raise typer.Exit(130) from None

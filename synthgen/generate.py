@@ -117,7 +117,8 @@ class Generation:
         self.run_id = header.fingerprint[:10]
         self.failures = FailureWindow()
         self.schemas = {name: answer_schema(kind.answer) for name, kind in KINDS.items()}
-        self.grounded_schemas = {name: answer_schema(kind.answer) for name, kind in GROUNDED.items()}
+        self.grounded_schemas = {(name, given): answer_schema(kind.given_task_answer if given else kind.answer)
+                                 for name, kind in GROUNDED.items() for given in (False, True)}
         self.progress = Progress("generate", header.n, "ex", show_progress, initial=min(self.ledger.valid, header.n),
                                  usage=self.client.usage)
         self.dispatcher = Dispatcher(header.n, header.request_cap, config.generate.concurrency,
@@ -157,7 +158,7 @@ class Generation:
             prompt, schema = self.templates.generate[item.kind].render(item.placeholders), self.schemas[item.kind]
         else:
             prompt = self.templates.corpus[item.kind].render({**item.placeholders, PASSAGE: passage.text})
-            schema = self.grounded_schemas[item.kind]
+            schema = self.grounded_schemas[(item.kind, bool(item.task))]
         try:
             completion = await self.client.complete(
                 prompt,
@@ -177,9 +178,10 @@ class Generation:
         if passage is None:
             verdict = validate_answer(completion, KINDS[item.kind].answer)
         else:
-            verdict = validate_answer(completion, GROUNDED[item.kind].answer)
+            grounded = GROUNDED[item.kind]
+            verdict = validate_answer(completion, grounded.given_task_answer if item.task else grounded.answer)
             if verdict.reason is None:
-                verdict = GROUNDED[item.kind].check(verdict.value, passage.text) or verdict
+                verdict = grounded.check(verdict.value, passage.text) or verdict
         if verdict.reason:
             self._reject(to_reject(item, verdict, completion.text, completion.finish_reason, model, seed, usage))
             return False
@@ -212,6 +214,22 @@ def load_all_tasks(config: Config) -> dict[str, list[str]]:
             tasks[name] = file.read()
             if file.skipped:
                 say(f"{file.path}: {file.skipped} lines are not {name} tasks and were passed over")
+    return tasks
+
+
+def load_grounded_tasks(config: Config) -> dict[str, list[str]]:
+    """generate --corpus --tasks: the task set of each kind in [generate.corpus] kinds, which must
+    have one (a corpus run brainstorms nothing)."""
+    tasks_dir = tasks_folder(Path(config.generate.tasks))
+    tasks = {}
+    for name, weight in config.generate.corpus.kinds.items():
+        if weight > 0:
+            file = task_file(tasks_dir, name)
+            tasks[name] = file.read()
+            if not tasks[name]:
+                raise BadInput(f"--tasks {tasks_dir}: no {name} tasks in {file.path} (brainstorm them with "
+                               f"`synthgen brainstorm --subtype {name} --tasks {tasks_dir}`, or leave --tasks out "
+                               "for the LLM to write each task from its passage)")
     return tasks
 
 
@@ -282,22 +300,28 @@ def run_header(config: Config, backend: Backend, parts: dict[str, str], n: int, 
 
 async def generate(
     config: Config, n: int, out: Path, overwrite: bool = False, show_progress: bool = True,
-    max_requests: Optional[int] = None, corpus: Optional[Path] = None,
+    max_requests: Optional[int] = None, corpus: Optional[Path] = None, corpus_tasks: bool = False,
 ) -> Generation:
     """corpus: a folder of `synthgen corpus ingest`: every example is grounded in one of its
-    passages (no brainstorm: the LLM writes each task from its passage)."""
+    passages (no brainstorm: the LLM writes each task from its passage, or with corpus_tasks draws
+    it from the task files of [generate] tasks)."""
     passages = CorpusFolder(corpus).index() if corpus is not None else None
     try:
-        return await _generate(config, n, out, overwrite, show_progress, max_requests, corpus, passages)
+        return await _generate(config, n, out, overwrite, show_progress, max_requests, corpus, passages, corpus_tasks)
     finally:
         if passages is not None:
             passages.close()
 
 
 async def _generate(config: Config, n: int, out: Path, overwrite: bool, show_progress: bool,
-                    max_requests: Optional[int], corpus: Optional[Path], passages: Optional[PassageIndex]) -> Generation:
-    templates = Templates(Path(config.prompts) if config.prompts else None, corpus=passages is not None)
-    tasks = load_all_tasks(config) if passages is None else {}
+                    max_requests: Optional[int], corpus: Optional[Path], passages: Optional[PassageIndex],
+                    corpus_tasks: bool) -> Generation:
+    templates = Templates(Path(config.prompts) if config.prompts else None, corpus=passages is not None,
+                          given_tasks=corpus_tasks)
+    if passages is None:
+        tasks = load_all_tasks(config)
+    else:
+        tasks = load_grounded_tasks(config) if corpus_tasks else {}
     with RunFolder(out).open("generate") as folder:
         if overwrite:
             folder.remove_run()
@@ -309,10 +333,13 @@ async def _generate(config: Config, n: int, out: Path, overwrite: bool, show_pro
             say(f"synthgen {__version__}: {backend.description}")
             if passages is not None:
                 say(f"grounded in {corpus}: {len(passages)} passages of {passages.documents} documents")
-            needed = needed_tasks(n, config.active_kinds(), config.brainstorm.examples_per_task)
-            needed = {name: needed[name] for name in tasks}  # the brainstormed kinds
-            subtypes = await brainstorm_shortfall(config, backend, templates, tasks, needed, not state.empty,
-                                                  show_progress)
+            if passages is None:
+                needed = needed_tasks(n, config.active_kinds(), config.brainstorm.examples_per_task)
+                needed = {name: needed[name] for name in tasks}  # the brainstormed kinds
+                subtypes = await brainstorm_shortfall(config, backend, templates, tasks, needed, not state.empty,
+                                                      show_progress)
+            else:  # grounded: the tasks given are the set, or the LLM writes them
+                needed, subtypes = {name: len(known) for name, known in tasks.items()}, {}
             spent = backend.client.usage.take_counts()  # kept apart: the manifest's counts are generation's
             parts = fingerprint_parts(config, templates, tasks, passages)
             check_same_run(state, parts, out)
@@ -323,7 +350,8 @@ async def _generate(config: Config, n: int, out: Path, overwrite: bool, show_pro
             described = {"path": str(corpus), "digest": passages.digest, "passages": len(passages),
                          "documents": passages.documents} if passages is not None else None
             header = run_header(config, backend, parts, n, cap, brainstormed, task_report(tasks, needed), described)
-            planner = Planner(config, tasks) if passages is None else GroundedPlanner(config, passages)
+            planner = (Planner(config, tasks) if passages is None
+                       else GroundedPlanner(config, passages, tasks if corpus_tasks else None))
             generation = Generation(config, backend, templates, planner, folder, state, header, show_progress, passages)
             outcome = await generation.run()
         finally:

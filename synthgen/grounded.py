@@ -7,6 +7,8 @@ written by nobody.
 - short-short: a short query and the passage's sentence that answers it, copied (query -> sentence;
   a sentence not found in the passage is rejected);
 - long-long: a passage-length text the passage matches (text -> passage).
+
+With a task set (generate --corpus --tasks), the task is given and the LLM writes the rest under it.
 """
 
 from dataclasses import dataclass
@@ -17,9 +19,13 @@ from synthgen.kinds import LANGUAGE
 from synthgen.schemas import (
     Answer,
     GroundedLabelAnswer,
+    GroundedLabelWithTask,
     GroundedQueryAnswer,
+    GroundedQueryWithTask,
     GroundedSentenceAnswer,
+    GroundedSentenceWithTask,
     GroundedTextAnswer,
+    GroundedTextWithTask,
 )
 from synthgen.store import Example, Passage, Usage
 
@@ -33,7 +39,8 @@ NOT_IN_PASSAGE = "not-in-passage"
 @dataclass(frozen=True)
 class GroundedKind:
     name: str
-    answer: type[Answer]
+    answer: type[Answer]  # the LLM writes the task too
+    given_task_answer: type[Answer]  # the task is given (generate --corpus --tasks)
     # The template's placeholders besides the passage, in the order they are sampled (a subset of
     # the kind's own, so the same [placeholders.<kind>] value sets serve).
     placeholders: tuple[str, ...]
@@ -42,7 +49,7 @@ class GroundedKind:
 
     def check(self, answer: dict[str, str], passage: str) -> Optional[Verdict]:
         """A reason to reject an answer that is valid JSON of the right shape, or None."""
-        if self.answer is GroundedSentenceAnswer and _squeeze(answer["sentence"]) not in _squeeze(passage):
+        if "sentence" in answer and _squeeze(answer["sentence"]) not in _squeeze(passage):
             return Verdict(reason=NOT_IN_PASSAGE, detail="the sentence is not copied from the passage")
         return None
 
@@ -56,13 +63,14 @@ def _squeeze(text: str) -> str:
 GROUNDED: dict[str, GroundedKind] = {
     kind.name: kind
     for kind in (
-        GroundedKind("short-long", GroundedQueryAnswer, ("query_type", "query_length", "clarity", "difficulty", LANGUAGE),
+        GroundedKind("short-long", GroundedQueryWithTask, GroundedQueryAnswer,
+                     ("query_type", "query_length", "clarity", "difficulty", LANGUAGE),
                      lambda answer, passage: (answer["user_query"], passage)),
-        GroundedKind("long-short", GroundedLabelAnswer, ("difficulty", "clarity", LANGUAGE),
+        GroundedKind("long-short", GroundedLabelWithTask, GroundedLabelAnswer, ("difficulty", "clarity", LANGUAGE),
                      lambda answer, passage: (passage, answer["label"])),
-        GroundedKind("short-short", GroundedSentenceAnswer, (LANGUAGE,),
+        GroundedKind("short-short", GroundedSentenceWithTask, GroundedSentenceAnswer, (LANGUAGE,),
                      lambda answer, passage: (answer["user_query"], _squeeze(answer["sentence"]))),
-        GroundedKind("long-long", GroundedTextAnswer, (LANGUAGE,),
+        GroundedKind("long-long", GroundedTextWithTask, GroundedTextAnswer, (LANGUAGE,),
                      lambda answer, passage: (answer["matching_text"], passage)),
     )
 }
@@ -72,7 +80,7 @@ def grounded_example(item: "PlanItem", answer: dict[str, str], passage: Passage,
                      usage: Usage) -> Example:
     """A validated grounded answer as the stored example of plan item `item`, with its provenance."""
     query, positive = GROUNDED[item.kind].sides(answer, passage.text)
-    return Example(id=f"{run_id}-{item.index}", index=item.index, kind=item.kind, task=answer["task"],
+    return Example(id=f"{run_id}-{item.index}", index=item.index, kind=item.kind, task=item.task or answer["task"],
                    language=item.language, query=query, positive=positive, negative=None,
                    placeholders=item.placeholders, raw=answer, model=model, seed=seed, usage=usage,
                    passage_id=passage.id, doc_id=passage.doc_id)

@@ -10,7 +10,7 @@ from typing import Mapping, Optional
 
 from synthgen.errors import BadInput
 from synthgen.grounded import GROUNDED, PASSAGE
-from synthgen.kinds import KINDS, SUBTYPES
+from synthgen.kinds import KINDS, SUBTYPES, TASK
 from synthgen.resources import resource_dir
 
 PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
@@ -63,13 +63,16 @@ class Templates:
     """Every template of one prompts folder, loaded and checked up front; with corpus, the templates
     of examples grounded in a passage (corpus/) instead of the brainstorm's and generate's."""
 
-    def __init__(self, folder: Optional[Path] = None, corpus: bool = False):
+    def __init__(self, folder: Optional[Path] = None, corpus: bool = False, given_tasks: bool = False):
+        """corpus: the grounded templates, in corpus/ (the LLM writes the task) or, with given_tasks,
+        in corpus-tasks/ (the task is given)."""
         self.folder = folder or resource_dir("prompts")
         self.brainstorm: dict[str, Template] = {}
         self.generate: dict[str, Template] = {}
         self.corpus: dict[str, Template] = {}
         if corpus:
-            self.corpus = {k: load_template(self.folder, "corpus", k, (PASSAGE, *kind.placeholders))
+            stage, task = ("corpus-tasks", (TASK,)) if given_tasks else ("corpus", ())
+            self.corpus = {k: load_template(self.folder, stage, k, (PASSAGE, *task, *kind.placeholders))
                            for k, kind in GROUNDED.items()}
         else:
             self.brainstorm = {k: load_template(self.folder, "brainstorm", k, BRAINSTORM_PLACEHOLDERS) for k in SUBTYPES}

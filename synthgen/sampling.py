@@ -131,10 +131,16 @@ class Planner:
 class GroundedPlanner:
     """generate --corpus: example i's kind, passage and placeholders from (seed, i) and the corpus
     alone. The passage is drawn uniformly among a uniformly drawn document's passages ("document",
-    so one huge file does not dominate) or among all passages ("passage"); the LLM writes the task."""
+    so one huge file does not dominate) or among all passages ("passage"); the LLM writes the task,
+    unless a task set is given, from which each example's task is drawn at random."""
 
-    def __init__(self, config: Config, passages: "PassageIndex"):
+    def __init__(self, config: Config, passages: "PassageIndex", tasks: Optional[Mapping[str, Sequence[str]]] = None):
+        """tasks: a task set per kind (generate --corpus --tasks), each example's drawn from it."""
         settings = config.generate.corpus
+        self._tasks = {kind: list(items) for kind, items in (tasks or {}).items()}
+        for name in settings.kinds:
+            if tasks is not None and settings.kinds[name] > 0 and not self._tasks.get(name):
+                raise ValueError(f"no tasks for {name}")
         self.seed = config.generate.seed
         self._kinds = Weighted(settings.kinds)
         self._languages = Weighted(settings.languages)
@@ -154,10 +160,10 @@ class GroundedPlanner:
             passage = passages[rng.randrange(len(passages))]
         else:
             passage = rng.randrange(len(self._passages))
-        values = {}
+        values = {TASK: rng.choice(self._tasks[kind])} if self._tasks else {}
         for placeholder in GROUNDED[kind].placeholders:
             if placeholder == LANGUAGE:
                 values[LANGUAGE] = self._languages.draw(rng)
             else:
                 values[placeholder] = rng.choice(self._values[kind][placeholder])
-        return PlanItem(index, kind, "", values[LANGUAGE], values, passage)
+        return PlanItem(index, kind, values.get(TASK, ""), values[LANGUAGE], values, passage)

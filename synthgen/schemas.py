@@ -44,27 +44,25 @@ class TripletAnswer(Answer):
 
 
 # Answers grounded in a passage of the user's corpus (generate --corpus): the passage is one side
-# of the pair, written by nobody; the LLM writes the task and the other side.
+# of the pair, written by nobody; the LLM writes the other side, and the task unless one is given
+# (the ...WithTask answers).
 
 
 class GroundedQueryAnswer(Answer):
     """short-long: a query the passage answers."""
 
-    task: Text
     user_query: Text
 
 
 class GroundedLabelAnswer(Answer):
-    """long-short: a classification task and the passage's label."""
+    """long-short: the passage's label."""
 
-    task: Text
     label: Text
 
 
 class GroundedSentenceAnswer(Answer):
     """short-short: a short query and the passage's own sentence that answers it, copied."""
 
-    task: Text
     user_query: Text
     sentence: Text
 
@@ -72,6 +70,29 @@ class GroundedSentenceAnswer(Answer):
 class GroundedTextAnswer(Answer):
     """long-long: a passage-length text that the passage matches."""
 
+    matching_text: Text
+
+
+# The task first: a model that decodes in the schema's order settles the task before the query.
+
+
+class GroundedQueryWithTask(Answer):
+    task: Text
+    user_query: Text
+
+
+class GroundedLabelWithTask(Answer):
+    task: Text
+    label: Text
+
+
+class GroundedSentenceWithTask(Answer):
+    task: Text
+    user_query: Text
+    sentence: Text
+
+
+class GroundedTextWithTask(Answer):
     task: Text
     matching_text: Text
 

@@ -213,3 +213,23 @@ def test_negatives_are_mined_from_the_corpus_never_the_own_passage(cli, endpoint
 
     result = cli("curate", "data/raw", "--out", "cur2", "--corpus", corpus, "-q")
     assert result.status == 2 and "--mine-negatives" in result.err
+
+
+def test_a_given_task_set_is_used_and_the_llm_writes_only_the_query(cli, endpoint, llm, workdir, corpus):
+    assert cli("brainstorm", "--subtype", "short-long", *endpoint).status == 0
+    tasks = {t["task"] for t in read_jsonl(workdir / "data/tasks/short-long.jsonl")}
+    config = config_file(workdir, "short-long = 1")
+    sent = len(llm.requests)
+    result = cli("generate", "--n", 6, "--corpus", corpus, "--tasks", "data/tasks", "--config", config, *endpoint)
+    assert result.status == 0, result.err
+    examples = read_jsonl(workdir / "data/raw/examples.jsonl")
+    assert len(examples) == 6 and all(e["task"] in tasks and "task" not in e["raw"] for e in examples)
+    asked = [r["messages"][-1]["content"] for r in llm.requests[sent:]]
+    assert all(any(f"The retrieval task is: {e['task']}\n" in prompt for prompt in asked) for e in examples)
+    assert all(list(r["response_format"]["json_schema"]["schema"]["properties"]) == ["user_query"]
+               for r in llm.requests[sent:])
+    assert len(llm.requests) == sent + 6  # nothing brainstormed
+
+    result = cli("generate", "--n", 2, "--out", "other", "--corpus", corpus, "--tasks", "data/tasks",
+                 "--config", config_file(workdir, "long-long = 1"), *endpoint)
+    assert result.status == 2 and "no long-long tasks" in result.err and len(result.err.strip().splitlines()) == 1
