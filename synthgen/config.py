@@ -252,6 +252,27 @@ class CurateConfig(_Section):
     relabel: RelabelConfig
 
 
+class CorpusConfig(_Section):
+    """corpus ingest: how documents become passages, and which near duplicates are left out."""
+
+    passage_words: int = Field(ge=10, le=10_000)
+    overlap_words: int = Field(ge=0)
+    min_words: int = Field(ge=1)
+    text_field: str = Field(min_length=1)
+    near_duplicates: bool = True
+    # Its `fields` is curate's (an example's); a passage has one text, compared whole.
+    near_duplicate: NearDuplicateConfig
+
+    @model_validator(mode="after")
+    def _sizes(self) -> "CorpusConfig":
+        # A split paragraph's windows must move forward, and a passage of full size must not be too short.
+        if self.overlap_words >= self.passage_words:
+            raise ValueError(f"overlap_words ({self.overlap_words}) must be less than passage_words ({self.passage_words})")
+        if self.min_words > self.passage_words:
+            raise ValueError(f"min_words ({self.min_words}) must not exceed passage_words ({self.passage_words})")
+        return self
+
+
 PlaceholderValue = Union[str, int, float]
 
 
@@ -260,6 +281,7 @@ class Config(_Section):
     generate: GenerateConfig
     brainstorm: BrainstormConfig
     curate: CurateConfig
+    corpus: CorpusConfig
     kinds: dict[str, float]
     placeholders: dict[str, dict[str, list[PlaceholderValue]]]
     # Language names a [languages] table may use besides the known ones (the names of the shipped
