@@ -544,6 +544,28 @@ def eval_retrieval(
     typer.echo(json.dumps(result, indent=2) if as_json else retrieval_table(result))
 
 
+corpus_app = typer.Typer(help="A user's documents as passages, for examples grounded in them (generate --corpus).")
+app.add_typer(corpus_app, name="corpus")
+
+
+@corpus_app.command("ingest")
+def corpus_ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders (walked recursively): .txt, .md, .jsonl, "
+                                                     ".html, .htm, .pdf (the pdf extra).")],
+    out: Annotated[Path, typer.Option(help="The corpus folder: its passages, those dropped (with why) and a manifest.")] = Path("data/corpus"),
+    text_field: Annotated[Optional[str], typer.Option(help=".jsonl: the field of each line that holds the document's "
+                                                           "text." + _default("corpus", "text_field"))] = None,
+    config: ConfigFile = None,
+    quiet: Quiet = False,
+) -> None:
+    """Cut documents into passages ([corpus] sizes); exact and near-duplicate passages are dropped."""
+    from synthgen.config import load_config
+    from synthgen.corpus.ingest import ingest, summary
+
+    cfg = load_config(config, os.environ, {"corpus": {"text_field": text_field}})
+    typer.echo(summary(ingest(paths, out, cfg, show_progress=not quiet), out))
+
+
 def resume_command() -> str:
     """The command line that was run, minus an --api-key value (the key is never printed)."""
     args, skip = [], False
