@@ -558,7 +558,9 @@ def corpus_ingest(
     config: ConfigFile = None,
     quiet: Quiet = False,
 ) -> None:
-    """Cut documents into passages ([corpus] sizes); exact and near-duplicate passages are dropped."""
+    """Cut documents into passages, repeats dropped.
+
+    Sizes and near-duplicate settings: [corpus] in the config."""
     from synthgen.config import load_config
     from synthgen.corpus.ingest import ingest, summary
 
