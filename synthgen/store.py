@@ -693,7 +693,7 @@ PASSAGES_NAME = "passages.jsonl"
 class Passage(msgspec.Struct, kw_only=True):
     """One passage of a user's document: what generate --corpus grounds an example in."""
 
-    id: str  # "<doc_id>-<n>": the document's n-th passage kept
+    id: str  # "<doc_id>-<n>": the document's n-th passage, counting those dropped too (ids stay put)
     doc_id: str
     source: str  # the document's path, relative to the folder ingested (or as given, for a file)
     offset: int  # where the passage starts in the document's text, in characters
