@@ -17,7 +17,7 @@ from synthgen.config import Config, digest
 from synthgen.console import say
 from synthgen.dispatch import Dispatcher, FailureWindow, request_cap
 from synthgen.errors import BadInput, Interrupted, RunStopped
-from synthgen.grounded import GROUNDED, PASSAGE, grounded_example
+from synthgen.grounded import GROUNDED, PASSAGE
 from synthgen.kinds import KINDS
 from synthgen.ledger import Ledger, ManifestWriter
 from synthgen.llm import Completion, RequestFailed, StopRun
@@ -29,6 +29,7 @@ from synthgen.store import (
     CorpusFolder,
     Example,
     Manifest,
+    Passage,
     PassageIndex,
     Reject,
     RunFolder,
@@ -92,6 +93,16 @@ def to_example(item: PlanItem, answer: dict, run_id: str, model: str, seed: int,
         seed=seed,
         usage=usage,
     )
+
+
+def grounded_example(item: PlanItem, answer: dict[str, str], passage: Passage, run_id: str, model: str, seed: int,
+                     usage: Usage) -> Example:
+    """A validated grounded answer as the stored example of plan item `item`, with its provenance."""
+    query, positive = GROUNDED[item.kind].sides(answer, passage.text)
+    return Example(id=f"{run_id}-{item.index}", index=item.index, kind=item.kind, task=item.task or answer["task"],
+                   language=item.language, query=query, positive=positive, negative=None,
+                   placeholders=item.placeholders, raw=answer, model=model, seed=seed, usage=usage,
+                   passage_id=passage.id, doc_id=passage.doc_id)
 
 
 def to_reject(item: PlanItem, verdict: Verdict, text: str, finish_reason: Optional[str], model: str, seed: int,

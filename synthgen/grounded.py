@@ -12,7 +12,7 @@ With a task set (generate --corpus --tasks), the task is given and the LLM write
 """
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import Callable, Optional
 
 from synthgen.answers import Verdict
 from synthgen.kinds import LANGUAGE
@@ -27,10 +27,6 @@ from synthgen.schemas import (
     GroundedTextAnswer,
     GroundedTextWithTask,
 )
-from synthgen.store import Example, Passage, Usage
-
-if TYPE_CHECKING:
-    from synthgen.sampling import PlanItem
 
 PASSAGE = "passage"  # the template placeholder the passage's text fills
 NOT_IN_PASSAGE = "not-in-passage"
@@ -75,12 +71,3 @@ GROUNDED: dict[str, GroundedKind] = {
     )
 }
 
-
-def grounded_example(item: "PlanItem", answer: dict[str, str], passage: Passage, run_id: str, model: str, seed: int,
-                     usage: Usage) -> Example:
-    """A validated grounded answer as the stored example of plan item `item`, with its provenance."""
-    query, positive = GROUNDED[item.kind].sides(answer, passage.text)
-    return Example(id=f"{run_id}-{item.index}", index=item.index, kind=item.kind, task=item.task or answer["task"],
-                   language=item.language, query=query, positive=positive, negative=None,
-                   placeholders=item.placeholders, raw=answer, model=model, seed=seed, usage=usage,
-                   passage_id=passage.id, doc_id=passage.doc_id)
