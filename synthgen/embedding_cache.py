@@ -12,7 +12,6 @@ and the vectors file is memory-mapped, so a lookup costs the rows asked for, not
 """
 
 import hashlib
-import itertools
 import json
 import os
 from pathlib import Path
@@ -90,22 +89,27 @@ class EmbeddingCache:
         from filelock import FileLock
         from tqdm import tqdm
 
-        np = _numpy()
+        _numpy()  # a missing numpy fails before the lock is taken
         self.folder.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.folder / ".lock")), \
                 tqdm(total=total, desc=desc, unit="text", disable=None if show_progress else True) as bar:
             self._refresh()  # another process may have added some meanwhile
             self._cut_torn_tail()
             chunk: dict[bytes, str] = {}
-            for digest, text in itertools.chain(texts, [(b"", "")]):  # the empty digest: the end
-                if digest and digest not in self._rows:
+            for digest, text in texts:
+                if digest not in self._rows:
                     chunk[digest] = text
-                if len(chunk) == CHUNK or (not digest and chunk):
-                    matrix = np.ascontiguousarray(self.embedder.embed(list(chunk.values())), dtype=np.float32)
-                    self._append(list(chunk), matrix)
-                    self.computed += len(chunk)
-                    bar.update(len(chunk))
+                if len(chunk) == CHUNK:
+                    self._embed_chunk(chunk, bar)
                     chunk = {}
+            if chunk:
+                self._embed_chunk(chunk, bar)
+
+    def _embed_chunk(self, chunk: dict[bytes, str], bar: Any) -> None:
+        matrix = _numpy().ascontiguousarray(self.embedder.embed(list(chunk.values())), dtype="float32")
+        self._append(list(chunk), matrix)
+        self.computed += len(chunk)
+        bar.update(len(chunk))
 
     # -- the files -------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ import tempfile
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional, Union
+from typing import Any, Iterable, Iterator, Optional, TypeVar, Union
 
 import msgspec
 import xxhash
@@ -648,41 +648,57 @@ class Spool:
         self.path.unlink(missing_ok=True)
 
 
-class CuratedOutput:
-    """The open output of one curate run: locked, written under temporary names, committed at once."""
+_Output = TypeVar("_Output", bound="KeptAndDropped")
+
+
+class KeptAndDropped:
+    """The open output of a command that keeps some records and drops others (curate, corpus
+    ingest): the folder locked, both files written under temporary names, committed at once with
+    the report; on an error, nothing replaced."""
+
+    def __init__(self, folder: Path, command: str, kept: Path, dropped: Path, report: Path):
+        self._held = HeldFolder(folder, command)
+        self._kept = AtomicFile(kept)
+        self._dropped = AtomicFile(dropped)
+        self._report = report
+
+    def keep(self, record: msgspec.Struct) -> None:
+        self._kept.file.write(_encode(record) + b"\n")
+
+    def drop(self, record: msgspec.Struct) -> None:
+        self._dropped.file.write(_encode(record) + b"\n")
+
+    def commit(self, report: dict[str, Any]) -> None:
+        self._kept.commit()
+        self._dropped.commit()
+        write_report(self._report, report)
+
+    def __enter__(self: _Output) -> _Output:
+        return self
+
+    def __exit__(self, kind: object, *exc: object) -> None:
+        if kind is not None:
+            self._kept.abort()
+            self._dropped.abort()
+        self._held.release()
+
+
+class CuratedOutput(KeptAndDropped):
+    """The open output of one curate run, and the spools its stages hold examples in."""
 
     def __init__(self, folder: CuratedFolder):
+        super().__init__(folder.path, "curate", folder.examples, folder.dropped, folder.report)
         self.folder = folder
-        self._held = HeldFolder(folder.path, "curate")
-        self._kept = AtomicFile(folder.examples)
-        self._dropped = AtomicFile(folder.dropped)
         self._spools: list[Spool] = []
 
     def spool(self) -> Spool:
         self._spools.append(Spool(self.folder.path))
         return self._spools[-1]
 
-    def keep(self, example: Example) -> None:
-        self._kept.file.write(_encode(example) + b"\n")
-
-    def drop(self, record: Dropped) -> None:
-        self._dropped.file.write(_encode(record) + b"\n")
-
-    def commit(self, report: dict[str, Any]) -> None:
-        self._kept.commit()
-        self._dropped.commit()
-        write_report(self.folder.report, report)
-
-    def __enter__(self) -> "CuratedOutput":
-        return self
-
     def __exit__(self, kind: object, *exc: object) -> None:
         for spool in self._spools:
             spool.close()
-        if kind is not None:
-            self._kept.abort()
-            self._dropped.abort()
-        self._held.release()
+        super().__exit__(kind, *exc)
 
 
 # -- a corpus: the user's documents as passages (synthgen corpus ingest) --------------------------------
@@ -718,8 +734,9 @@ class CorpusFolder:
         self.dropped = path / DROPPED_NAME
         self.manifest = path / MANIFEST_NAME
 
-    def open(self) -> "CorpusOutput":
-        return CorpusOutput(self)
+    def open(self) -> "KeptAndDropped":
+        """Passages kept, dropped, and the manifest, written as curate writes its output."""
+        return KeptAndDropped(self.path, "corpus ingest", self.passages, self.dropped, self.manifest)
 
     def index(self) -> "PassageIndex":
         return PassageIndex(self)
@@ -803,36 +820,6 @@ class PassageIndex:
 
     def close(self) -> None:
         self._file.close()
-
-
-class CorpusOutput:
-    """The open output of one ingest: locked, written under temporary names, committed at once."""
-
-    def __init__(self, folder: CorpusFolder):
-        self.folder = folder
-        self._held = HeldFolder(folder.path, "corpus ingest")
-        self._passages = AtomicFile(folder.passages)
-        self._dropped = AtomicFile(folder.dropped)
-
-    def keep(self, passage: Passage) -> None:
-        self._passages.file.write(_encode(passage) + b"\n")
-
-    def drop(self, passage: DroppedPassage) -> None:
-        self._dropped.file.write(_encode(passage) + b"\n")
-
-    def commit(self, manifest: dict[str, Any]) -> None:
-        self._passages.commit()
-        self._dropped.commit()
-        write_report(self.folder.manifest, manifest)
-
-    def __enter__(self) -> "CorpusOutput":
-        return self
-
-    def __exit__(self, kind: object, *exc: object) -> None:
-        if kind is not None:
-            self._passages.abort()
-            self._dropped.abort()
-        self._held.release()
 
 
 # -- reading stored examples -------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """generate --corpus: examples grounded in the passages of a corpus folder, against the loopback LLM.
 
-The corpus is written through the store's own writer (CorpusOutput), as `synthgen corpus ingest`
+The corpus is written through the store's own writer (CorpusFolder.open), as `synthgen corpus ingest`
 writes it; the plan, the provenance, the checks of a grounded answer, resume and bad input are
 tested through the CLI."""
 

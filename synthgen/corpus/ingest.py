@@ -1,5 +1,6 @@
 """synthgen corpus ingest: a user's files into a corpus folder (the passages kept, those dropped,
-and the manifest), written through the store's CorpusOutput and committed together at the end.
+and the manifest), written through the store's output (CorpusFolder.open) and committed together
+at the end.
 
 Files are read one document at a time and a document a block at a time; passages go out in
 batches, so memory holds a batch of passages and, for each passage kept, what finding its repeats
@@ -28,7 +29,7 @@ from synthgen.corpus.formats import FORMATS, Advance, documents
 from synthgen.corpus.passages import Paragraph, mostly_cjk, paragraphs, passages
 from synthgen.corpus.walk import InputFile, collect
 from synthgen.errors import BadInput
-from synthgen.store import CorpusFolder, CorpusOutput, DroppedPassage, Passage
+from synthgen.store import CorpusFolder, DroppedPassage, KeptAndDropped, Passage
 
 BATCH = 2048  # passages judged together: NearDuplicates signs a batch in worker processes, 1,024 a worker
 SHORT, DUPLICATE, NEAR_DUPLICATE = "short", "duplicate", "near-duplicate"
@@ -118,7 +119,7 @@ class Tally:
 class Run:
     """One ingest: documents in, passages to the output through the batch of those not yet judged."""
 
-    def __init__(self, settings: CorpusConfig, output: CorpusOutput, repeats: Repeats):
+    def __init__(self, settings: CorpusConfig, output: KeptAndDropped, repeats: Repeats):
         self.settings = settings
         self.output = output
         self.repeats = repeats
