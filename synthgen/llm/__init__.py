@@ -1,5 +1,5 @@
 """LLM clients behind one async interface. Knows nothing of kinds or prompts."""
 
-from synthgen.llm.base import Completion, LLMClient, RequestFailed, StopRun, Usage
+from synthgen.llm.base import Completion, EndpointCounts, LLMClient, RequestFailed, StopRun, Usage
 
-__all__ = ["Completion", "LLMClient", "RequestFailed", "StopRun", "Usage"]
+__all__ = ["Completion", "EndpointCounts", "LLMClient", "RequestFailed", "StopRun", "Usage"]

@@ -16,6 +16,20 @@ class Completion:
 
 
 @dataclass
+class EndpointCounts:
+    """What one endpoint of several did (the manifest's per-endpoint report)."""
+
+    requests: int = 0  # answers asked of it; a request that failed on a benched endpoint is asked again elsewhere
+    answered: int = 0
+    failed: int = 0  # requests that used up their attempts on it
+    benched: int = 0  # times it was benched for failing again and again
+    http_requests: int = 0
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
 class Usage:
     """What a client has spent, summed over every request it sent."""
 
@@ -25,9 +39,10 @@ class Usage:
     completion_tokens: int = 0
     cooldown_seconds: float = 0.0  # time every request was held back because the server asked
     structured_output: dict[str, str] = field(default_factory=dict)
+    endpoints: dict[str, EndpointCounts] = field(default_factory=dict)  # by base URL; only with several
 
     def take_counts(self) -> dict[str, int]:
-        """The counters so far, zeroed: what one stage spent, apart from the next one."""
+        """The counters so far, zeroed (each endpoint's too): what one stage spent, apart from the next one."""
         counts = {
             "http_requests": self.http_requests,
             "retries": self.retries,
@@ -35,6 +50,8 @@ class Usage:
             "completion_tokens": self.completion_tokens,
         }
         self.http_requests = self.retries = self.prompt_tokens = self.completion_tokens = 0
+        for name in self.endpoints:
+            self.endpoints[name] = EndpointCounts()
         return counts
 
     def add(self, completion: Completion) -> None:
@@ -49,10 +66,11 @@ class StopRun(Exception):
 class RequestFailed(Exception):
     """One request used up its attempts or its time budget; the caller may plan a replacement."""
 
-    def __init__(self, message: str, http_requests: int = 1, connection: bool = False):
+    def __init__(self, message: str, http_requests: int = 1, connection: bool = False, retries: int = 0):
         super().__init__(message)
         self.http_requests = http_requests  # how many were sent for it (and may have been paid)
         self.connection = connection  # the endpoint could not be reached at all
+        self.retries = retries
 
 
 class LLMClient(Protocol):

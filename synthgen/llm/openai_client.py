@@ -249,7 +249,7 @@ class OpenAICompatibleClient:
 
     def _failed(self, exc: BaseException, sent: list[int]) -> RequestFailed:
         connection = isinstance(exc, openai.APIConnectionError) and not isinstance(exc, openai.APITimeoutError)
-        return RequestFailed(self._describe(exc), http_requests=sent[0], connection=connection)
+        return RequestFailed(self._describe(exc), http_requests=sent[0], connection=connection, retries=sent[1])
 
     def _describe(self, exc: BaseException) -> str:
         """The error in one short line, with the key blanked out wherever the server echoed it."""
