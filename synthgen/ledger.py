@@ -7,12 +7,14 @@ written during the run at most every few seconds (off the event loop) and once a
 
 import asyncio
 import collections
+import dataclasses
 import threading
 import time
 from typing import Callable, Optional
 
 import msgspec
 
+from synthgen.llm import EndpointCounts
 from synthgen.llm import Usage as ClientUsage
 from synthgen.store import Example, Manifest, Reject, RunFolder, RunState
 from synthgen.tasks import TaskUses
@@ -67,10 +69,21 @@ class Ledger:
             wall_seconds=round(before.wall_seconds + time.monotonic() - self.started, 3),
             sessions=before.sessions + 1,
             structured_output=dict(client.structured_output),
+            endpoints=endpoint_report(before.endpoints, client.endpoints),
             brainstorm=self.header.brainstorm or before.brainstorm,
             tasks={kind: {**figures, "examples_per_task": self.task_uses.summary(kind)}
                    for kind, figures in self.header.tasks.items()},
         )
+
+
+def endpoint_report(before: dict[str, dict[str, int]], now: dict[str, EndpointCounts]) -> dict[str, dict[str, int]]:
+    """Each endpoint's counts over the sessions: a resumed run may use other endpoints than before."""
+    report = {name: dict(counts) for name, counts in before.items()}
+    for name, counts in now.items():
+        summed = report.setdefault(name, {})
+        for field, value in dataclasses.asdict(counts).items():
+            summed[field] = summed.get(field, 0) + value
+    return report
 
 
 class ManifestWriter:

@@ -128,7 +128,10 @@ class Manifest(msgspec.Struct, kw_only=True):
     backend: str = ""
     model: str = ""
     model_digest: Optional[str] = None
-    endpoint: str = ""
+    endpoint: str = ""  # the base URL (several: comma-separated) or the model file
+    # With several endpoints, by base URL, over every session: requests, answered, failed, benched,
+    # http_requests, retries and tokens (counted by the client: requests in flight at a kill -9 are missed).
+    endpoints: dict[str, dict[str, int]] = {}
     seed: Optional[int] = None
     n: int = 0
     request_cap: int = 0
