@@ -1,11 +1,14 @@
 """Choosing and opening the LLM client a run uses."""
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from synthgen.config import Config
+from synthgen.config import Config, LLMConfig
 from synthgen.errors import BadInput
 from synthgen.llm import LLMClient
+
+if TYPE_CHECKING:
+    from synthgen.llm.openai_client import OpenAICompatibleClient
 
 # The brainstorm's schema name (brainstorm.py); the local caps are keyed by kind or "brainstorm".
 BRAINSTORM_SCHEMA = "task_list"
@@ -16,7 +19,7 @@ class Backend:
     name: str  # "openai" or "local"
     client: LLMClient
     description: str  # one line for the user and the manifest; never the key
-    endpoint: str  # base URL or model file
+    endpoint: str  # base URL (several, comma-separated) or model file
     model_digest: Optional[str] = None  # SHA-256 of the local model file; None for an endpoint
 
 
@@ -25,30 +28,49 @@ def choose(config: Config) -> str:
     llm = config.llm
     if llm.backend != "auto":
         return llm.backend
-    return "openai" if (llm.base_url or llm.api_key) else "local"
+    return "openai" if (llm.base_url or llm.endpoints or llm.api_key) else "local"
 
 
 def open_backend(config: Config) -> Backend:
     llm = config.llm
-    if choose(config) == "openai":
-        # Imported here: the openai package takes most of a second to import.
-        from synthgen.llm.openai_client import OpenAICompatibleClient
+    if choose(config) != "openai":
+        return open_local(config)
+    if len(llm.endpoints) > 1:
+        return open_pool(config)
+    client = _endpoint_client(llm, llm.endpoints[0].base_url if llm.endpoints else llm.base_url)
+    return Backend("openai", client, f"OpenAI-compatible endpoint {client.base_url}, model {llm.model}", client.base_url)
 
-        client = OpenAICompatibleClient(
-            model=llm.model,
-            base_url=llm.base_url,
-            api_key=llm.api_key.get_secret_value() if llm.api_key else "",
-            temperature=llm.temperature,
-            top_p=llm.top_p,
-            timeout=llm.timeout,
-            max_attempts=llm.max_attempts,
-            retry_budget=llm.retry_budget,
-            structured_output=llm.structured_output,
-            rpm=llm.rpm,
-            tpm=llm.tpm,
-        )
-        return Backend("openai", client, f"OpenAI-compatible endpoint {client.base_url}, model {llm.model}", client.base_url)
-    return open_local(config)
+
+def open_pool(config: Config) -> Backend:
+    """Several endpoints as one client (synthgen.llm.pool)."""
+    from synthgen.llm.pool import Endpoint, EndpointPool
+
+    llm = config.llm
+    endpoints = [Endpoint(e.base_url, _endpoint_client(llm, e.base_url), e.concurrency or config.generate.concurrency)
+                 for e in llm.endpoints]
+    pool = EndpointPool(endpoints, llm.bench_after, llm.bench_seconds)
+    each = ", ".join(f"{e.name} ({e.concurrency} at once)" for e in endpoints)
+    description = f"{len(endpoints)} OpenAI-compatible endpoints: {each}; model {llm.model}"
+    return Backend("openai", pool, description, ", ".join(e.name for e in endpoints))
+
+
+def _endpoint_client(llm: LLMConfig, base_url: str) -> "OpenAICompatibleClient":
+    # Imported here: the openai package takes most of a second to import.
+    from synthgen.llm.openai_client import OpenAICompatibleClient
+
+    return OpenAICompatibleClient(
+        model=llm.model,
+        base_url=base_url,
+        api_key=llm.api_key.get_secret_value() if llm.api_key else "",
+        temperature=llm.temperature,
+        top_p=llm.top_p,
+        timeout=llm.timeout,
+        max_attempts=llm.max_attempts,
+        retry_budget=llm.retry_budget,
+        structured_output=llm.structured_output,
+        rpm=llm.rpm,
+        tpm=llm.tpm,
+    )
 
 
 def open_local(config: Config) -> Backend:

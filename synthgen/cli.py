@@ -88,15 +88,35 @@ def _base_url(value: Optional[str]) -> Optional[str]:
     return value
 
 
+def _base_urls(values: Optional[list[str]]) -> Optional[list[str]]:
+    """--base-url, given once or more (several endpoints): each one an http(s) URL, none twice."""
+    if not values:
+        return None
+    from synthgen.config import check_url, repeated_url
+
+    for value in values:
+        _base_url(value)
+        try:
+            check_url(value)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    twice = repeated_url(values)
+    if twice is not None:
+        raise typer.BadParameter(f"{twice} is given twice")
+    return values
+
+
 ConfigFile = Annotated[Optional[Path], typer.Option("--config", help="A TOML file over configs/default.toml.")]
-BaseUrl = Annotated[Optional[str], typer.Option(callback=_base_url, help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1.")]
+BaseUrl = Annotated[Optional[list[str]], typer.Option(
+    callback=_base_urls, metavar="URL", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1; again for "
+                                             "several (each with --concurrency; the least busy gets each request).")]
 Model = Annotated[Optional[str], typer.Option(help="Model name the endpoint serves." + _default("llm", "model"))]
 ApiKey = Annotated[Optional[str], typer.Option(help="API key (better: OPENAI_API_KEY).", show_default=False)]
 BackendOpt = Annotated[Optional[Backend], typer.Option("--backend", help="auto, openai or local." + _default("llm", "backend"))]
 ModelPath = Annotated[Optional[Path], typer.Option(help="A GGUF file for the local backend instead of the built-in model.")]
 Rpm = Annotated[Optional[float], typer.Option(parser=_rate, metavar="<float>", help="Requests per minute at most (0: no limit)." + _default("llm", "rpm"))]
 Tpm = Annotated[Optional[float], typer.Option(parser=_rate, metavar="<float>", help="Tokens per minute at most (0: no limit)." + _default("llm", "tpm"))]
-Concurrency = Annotated[Optional[int], typer.Option(min=1, max=4096, help="Requests in flight at once." + _default("generate", "concurrency"))]
+Concurrency = Annotated[Optional[int], typer.Option(min=1, max=4096, help="Requests in flight at once (at each endpoint, with several)." + _default("generate", "concurrency"))]
 TasksDir = Annotated[Optional[Path], typer.Option("--tasks", help="Folder of task files (default data/tasks).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 
@@ -114,7 +134,10 @@ def settings(config_file: Optional[Path], **flags: Any) -> "Config":
     """Load the config with the flags on top; a flag left unset is None and changes nothing."""
     from synthgen.config import load_config, parse_weights
 
-    llm: dict[str, Any] = {k: flags.pop(k) for k in ("base_url", "model", "api_key") if k in flags}
+    llm: dict[str, Any] = {k: flags.pop(k) for k in ("model", "api_key") if k in flags}
+    urls = flags.pop("base_url", None)
+    if urls:  # flags over the config: one endpoint, or several in place of the config's [[llm.endpoints]]
+        llm["base_url"], llm["endpoints"] = (urls[0], []) if len(urls) == 1 else (None, [{"base_url": u} for u in urls])
     for name in ("rpm", "tpm"):
         llm[name] = flags.pop(name, None)
     model_path = flags.pop("model_path", None)

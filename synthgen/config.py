@@ -53,10 +53,47 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
+def check_url(value: str) -> str:
+    """An endpoint's base URL, without a trailing slash; anything but an http(s) URL is refused."""
+    parts = urlparse(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{value!r} is not an http(s) URL")
+    return value.rstrip("/")
+
+
+def repeated_url(urls: Sequence[str]) -> Optional[str]:
+    """The first URL given twice (a trailing slash, the scheme's and the host's case aside), else None."""
+    seen = set()
+    for url in urls:
+        parts = urlparse(url.rstrip("/"))
+        key = parts._replace(scheme=parts.scheme.lower(), netloc=parts.netloc.lower()).geturl()
+        if key in seen:
+            return url
+        seen.add(key)
+    return None
+
+
+class EndpointConfig(_Section):
+    """One of several endpoints ([[llm.endpoints]]): the same model behind each."""
+
+    base_url: str
+    # Requests in flight at this endpoint; unset: [generate] concurrency. --concurrency sets every one.
+    concurrency: Optional[int] = Field(default=None, ge=1, le=4096)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return check_url(value)
+
+
 class LLMConfig(_Section):
     backend: Literal["auto", "openai", "local"] = "auto"
     model: str = Field(min_length=1)
     base_url: str = ""
+    # Several endpoints, in place of base_url: each request goes to the one with the fewest in flight.
+    endpoints: list[EndpointConfig] = Field(default_factory=list)
+    bench_after: int = Field(ge=1)
+    bench_seconds: float = Field(gt=0)
     api_key: Optional[SecretStr] = None
     model_path: str = ""
     temperature: float = Field(ge=0, le=2)
@@ -72,11 +109,15 @@ class LLMConfig(_Section):
     @field_validator("base_url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if value:
-            parts = urlparse(value)
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise ValueError(f"{value!r} is not an http(s) URL")
-        return value.rstrip("/")
+        return check_url(value) if value else value
+
+    @field_validator("endpoints")
+    @classmethod
+    def _distinct(cls, value: list[EndpointConfig]) -> list[EndpointConfig]:
+        twice = repeated_url([endpoint.base_url for endpoint in value])
+        if twice is not None:
+            raise ValueError(f"{twice} is given twice")
+        return value
 
     @field_validator("max_tokens")
     @classmethod
@@ -326,6 +367,16 @@ class Config(_Section):
         return _canonical_languages(value, info.data.get("extra_languages", ()))
 
     @model_validator(mode="after")
+    def _endpoint_concurrency(self) -> "Config":
+        # Each endpoint's own concurrency, else [generate]'s; the run's is then their sum.
+        endpoints = self.llm.endpoints
+        for endpoint in endpoints:
+            endpoint.concurrency = endpoint.concurrency or self.generate.concurrency
+        if endpoints and self.llm.backend != "local":
+            self.generate.concurrency = sum(endpoint.concurrency or 0 for endpoint in endpoints)
+        return self
+
+    @model_validator(mode="after")
     def _corpus_languages(self) -> "Config":
         corpus = self.generate.corpus
         corpus.languages = _canonical_languages(corpus.languages, self.extra_languages)
@@ -484,6 +535,16 @@ def _toml_type(value: Any) -> str:
     return type(value).__name__
 
 
+def _flag_concurrency(data: dict[str, Any], overrides: Mapping[str, Any]) -> None:
+    """--concurrency is every endpoint's, over the concurrency a config file gives each one."""
+    concurrency = (overrides.get("generate") or {}).get("concurrency")
+    endpoints = (data.get("llm") or {}).get("endpoints")
+    if concurrency is not None and isinstance(endpoints, list):
+        for endpoint in endpoints:
+            if isinstance(endpoint, dict):
+                endpoint["concurrency"] = concurrency
+
+
 def load_config(
     config_file: Optional[Path] = None,
     environ: Optional[Mapping[str, str]] = None,
@@ -499,6 +560,7 @@ def load_config(
             from_env.setdefault(section, {})[key] = value
     _merge(data, from_env)
     _merge(data, overrides or {})
+    _flag_concurrency(data, overrides or {})
     try:
         return Config.model_validate(data)
     except ValidationError as exc:

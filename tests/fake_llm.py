@@ -49,7 +49,8 @@ def error_body(message: str, code: Optional[str] = None, type_: str = "error") -
 
 
 class FakeLLM(LoopbackServer):
-    def __init__(self, latency: float = 0.0):
+    def __init__(self, latency: float = 0.0, first_number: int = 0):
+        """first_number: where answers' numbers start (servers of one run must not answer alike)."""
         super().__init__()
         self.latency = latency
         self.requests: list[dict] = []
@@ -63,7 +64,7 @@ class FakeLLM(LoopbackServer):
         # differently each time (case, punctuation, spacing): a model that repeats itself.
         self.task_pool: Optional[int] = None
         self._lock = threading.Lock()
-        self._counter = itertools.count()
+        self._counter = itertools.count(first_number)
         self._last_answer: Optional[str] = None
 
     # -- control -------------------------------------------------------------------------------
