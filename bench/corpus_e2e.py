@@ -58,6 +58,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="30 documents and 300 examples")
     parser.add_argument("--embedded", type=int, default=0, metavar="K", help="K examples by the embedded model too")
+    parser.add_argument("--negatives", type=int, default=1, metavar="K",
+                        help="hard negatives generate mines per example among the passages (0: none)")
     args = parser.parse_args()
     documents, n = (30, 300) if args.quick else (150, 3000)
     stamp = f"{datetime.date.today().isoformat()}, {machine()}" + (" (--quick)" if args.quick else "")
@@ -70,7 +72,8 @@ def main() -> None:
         passages = sum(1 for _ in open(work / "corpus/passages.jsonl", encoding="utf-8"))
         steps.append(["corpus ingest", f"{found} documents -> {passages:,} passages", f"{ingest.wall:.1f}"])
 
-        (work / "corpus.toml").write_text('[generate.corpus]\nkinds = { short-long = 1 }\n')
+        (work / "corpus.toml").write_text('[generate.corpus]\nkinds = { short-long = 1 }\n'
+                                          f'negatives = {args.negatives}\n[curate.embed]\ncache = "{work / "cache"}"\n')
         server = Server(latency=0.0)
         try:
             generated = run(synthgen("generate", "--n", n, "--corpus", "corpus", "--config", "corpus.toml",
@@ -78,9 +81,11 @@ def main() -> None:
         finally:
             server.stop()
         assert generated.status == 0, generated.out
-        steps.append(["generate --corpus (loopback LLM)", f"{n:,} examples", f"{generated.wall:.1f}"])
+        mined = f", {args.negatives} negative each mined among the passages (MiniLM)" if args.negatives else ""
+        steps.append(["generate --corpus (loopback LLM)", f"{n:,} examples{mined}", f"{generated.wall:.1f}"])
 
-        split = run(synthgen("split", "data/raw", "--out", "split", "--test-share", "0.2"), work)
+        examples = "data/raw-mined" if args.negatives else "data/raw"
+        split = run(synthgen("split", examples, "--out", "split", "--test-share", "0.2"), work)
         assert split.status == 0, split.out
         summary = json.loads((work / "split/split.json").read_text())
         steps.append(["split by document", f"train {summary['train']:,}, test {summary['test']:,} "
@@ -95,7 +100,8 @@ def main() -> None:
 
         samples: list[dict] = []
         if args.embedded:
-            local = run(synthgen("generate", "--n", args.embedded, "--corpus", "corpus", "--config", "corpus.toml",
+            (work / "embedded.toml").write_text('[generate.corpus]\nkinds = { short-long = 1 }\nnegatives = 0\n')
+            local = run(synthgen("generate", "--n", args.embedded, "--corpus", "corpus", "--config", "embedded.toml",
                                  "--out", "embedded", "-q"), work, timeout=3600)
             assert local.status == 0, local.out
             samples = [json.loads(line) for line in open(work / "embedded/examples.jsonl", encoding="utf-8")]
@@ -109,7 +115,10 @@ def main() -> None:
         for name, r in (("all-MiniLM-L6-v2", before), ("trained on the training documents", after))])
     text += ("\n\n`python bench/corpus_e2e.py`: the long descriptions of installed packages (METADATA, "
              f"{MIN_WORDS}+ words each) ingested as a corpus; {n:,} short-long examples generated against the "
-             "loopback server, whose query for a passage is six of its longer words (a stand-in for an LLM, so "
+             f"loopback server (`--negatives {args.negatives}`: "
+             f"{'each given that many hard negatives from the passages by generate itself' if args.negatives else 'no negatives'}, "
+             "trained as triplets where there are), "
+             "the loopback server's query for a passage being six of its longer words (a stand-in for an LLM, so "
              "the gain measures the pipeline, not a model's queries); split by document; the held-out documents' "
              "queries searched against every passage of the corpus. The keyword queries are easy for a trained "
              "model and hard for an untrained one: the size of the gain is the stand-in's, its direction the "

@@ -18,7 +18,7 @@ from synthgen.instructions import QUERY_TEMPLATE, check_template
 from synthgen.llm.base import StopRun
 from synthgen.names import EXPORT_FORMATS, IMPORT_FORMATS, MAX_EXAMPLES, MAX_REQUESTS, SUBTYPES
 from synthgen.resources import resource_dir
-from synthgen.store import DROPPED_NAME, EXAMPLES_NAME, REPORT_NAME
+from synthgen.store import DROPPED_NAME, EXAMPLES_NAME, REPORT_NAME, RunFolder
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -214,7 +214,8 @@ def generate(
     tasks: TasksDir = None,
     corpus: Annotated[Optional[Path], typer.Option(
         help="A folder of `synthgen corpus ingest`: ground every example in one of its passages "
-             "([generate.corpus]: no brainstorm, the LLM writes each task).")] = None,
+             "([generate.corpus]: no brainstorm, the LLM writes each task), then mine negatives among them "
+             "into OUT-mined.")] = None,
     config: ConfigFile = None,
     base_url: BaseUrl = None,
     model: Model = None,
@@ -247,6 +248,28 @@ def generate(
         typer.echo(f"stopped short of {n}: the cap of {run.dispatcher.cap} requests was reached "
                    f"(raise --max-requests and run again to go on)", err=True)
         raise typer.Exit(1)
+    if corpus is not None and cfg.generate.corpus.negatives:
+        _mine_grounded_run(cfg, files, corpus, quiet)
+
+
+def _mine_grounded_run(cfg: "Config", run: RunFolder, corpus: Path, quiet: bool) -> None:
+    """generate --corpus's last step: the run's examples with negatives mined among the passages."""
+    from synthgen.curate.run import mine_grounded_run
+
+    try:
+        report = mine_grounded_run(run.examples, run.mined, cfg, corpus, show_progress=not quiet)
+    except BadInput as exc:
+        typer.echo(f"negatives not mined: {exc}. The examples stay in {run.path}: run the same command again to "
+                   "mine them (nothing is asked of the LLM again), or set [generate.corpus] negatives = 0", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted while mining: the examples stay in {run.path}; to mine, run: {resume_command()}",
+                   err=True)
+        raise typer.Exit(130) from None
+    mined = report["check_counts"].get("mine", {})
+    dropped = ", ".join(f"{reason} {count}" for reason, count in report["dropped"].items())
+    typer.echo(f"{report['kept']} examples with {mined.get('negatives added', 0)} negatives mined from the corpus "
+               f"in {run.mined / EXAMPLES_NAME}" + (f"; left out: {dropped}" if dropped else ""))
 
 
 @app.command()
@@ -334,8 +357,8 @@ def curate(
         "--mine-negatives", min=0, help="Add this many hard negatives per kept example, mined from the documents "
                                         "of its kind ([curate.mine]).")] = None,
     corpus: Annotated[Optional[Path], typer.Option(
-        help="With --mine-negatives: mine short-long and long-long negatives from this corpus's passages "
-             "(synthgen corpus ingest) instead of the examples' documents.")] = None,
+        help="A corpus (synthgen corpus ingest) whose passages short-long and long-long queries are ranked "
+             "against (consistency, --relabel) and their negatives mined from, instead of the examples' documents.")] = None,
     on_false_negative: Annotated[Optional[FalseNegativeAction], typer.Option(
         help="An example whose negative beats its positive: drop it, swap the two, or keep it.")] = None,
     embed_model: Annotated[Optional[str], typer.Option(

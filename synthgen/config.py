@@ -169,6 +169,8 @@ class CorpusGenerateConfig(_Section):
     draw: Literal["document", "passage"]
     kinds: dict[str, float]
     languages: dict[str, float]
+    negatives: int = Field(ge=0, le=100)
+    relabel: bool
 
     @field_validator("kinds")
     @classmethod

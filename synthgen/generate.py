@@ -23,7 +23,14 @@ from synthgen.ledger import Ledger, ManifestWriter
 from synthgen.llm import Completion, RequestFailed, StopRun
 from synthgen.progress import Progress
 from synthgen.prompts import Templates
-from synthgen.sampling import PLAN_VERSION, GroundedPlanner, PlanItem, Planner
+from synthgen.sampling import (
+    GROUNDED_PLAN_SETTINGS,
+    GROUNDED_PLAN_VERSION,
+    PLAN_VERSION,
+    GroundedPlanner,
+    PlanItem,
+    Planner,
+)
 from synthgen.schemas import answer_schema
 from synthgen.store import (
     CorpusFolder,
@@ -52,7 +59,8 @@ def fingerprint_parts(config: Config, templates: Templates, tasks: dict[str, lis
     parts["plan"] = PLAN_VERSION
     if corpus is not None:  # only then: runs made without a corpus keep their fingerprints
         parts["corpus"] = corpus.digest
-        parts["corpus_settings"] = digest(config.generate.corpus.model_dump(mode="json"))
+        parts["corpus_settings"] = digest(config.generate.corpus.model_dump(mode="json", include=GROUNDED_PLAN_SETTINGS))
+        parts["grounded_plan"] = GROUNDED_PLAN_VERSION
     return parts
 
 

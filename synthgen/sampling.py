@@ -10,7 +10,7 @@ import random
 from array import array
 from dataclasses import dataclass
 from itertools import accumulate
-from typing import TYPE_CHECKING, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Optional, Sequence
 
 from synthgen.config import Config
 from synthgen.grounded import GROUNDED
@@ -47,40 +47,26 @@ class Weighted:
 PLAN_VERSION = "2"
 
 
-class Planner:
-    def __init__(self, config: Config, tasks: Mapping[str, Sequence[str]]):
-        self.seed = config.generate.seed
-        self._kinds = Weighted(config.active_kinds())
-        self._languages = Weighted(config.languages)
+class TaskDealer:
+    """Tasks dealt, not drawn (see the module's note). Needs each index's kind, from `kind_of`,
+    in order up to the highest index asked for; holds a byte and 8 bytes an index."""
+
+    def __init__(self, prefix: str, tasks: Mapping[str, Sequence[str]], kinds: Sequence[str],
+                 kind_of: Callable[[int], str]):
+        """prefix: the seed of the shuffles, with the kind and the pass appended."""
+        self._prefix = prefix
         self._tasks = {kind: list(items) for kind, items in tasks.items()}
-        self._values = {
-            name: {p: config.value_set(name, p) for p in kind.value_sets} for name, kind in KINDS.items()
-        }
-        for name in self._kinds.names:
-            if KINDS[name].brainstormed and not self._tasks.get(name):
-                raise ValueError(f"no tasks for {name}")
-        # The first items hold one of each kind in the mix, in a seeded order, the rest are drawn by
-        # weight: a small trial run shows every kind, and a large one barely differs from the weights.
-        self._opening = list(self._kinds.names)
-        random.Random(f"synthgen:{self.seed}:opening").shuffle(self._opening)
-        # Index i's kind (its place in self._kinds.names) and how many indices before i have that
-        # kind: filled in order as far as the highest index asked for.
+        self._position = {name: i for i, name in enumerate(kinds)}
+        self._kind_of = kind_of
+        # Index i's kind (its place in kinds) and how many indices before i have that kind.
         self._kind_at = bytearray()
         self._occurrence = array("Q")
-        self._seen = [0] * len(self._kinds.names)
+        self._seen = [0] * len(kinds)
         self._dealt: dict[tuple[str, int], list[int]] = {}
 
-    def _rng(self, index: int) -> random.Random:
-        # A string seed is hashed with SHA-512 by random.seed: stable across runs and platforms.
-        return random.Random(f"synthgen:{self.seed}:{index}")
-
-    def _draw_kind(self, index: int, rng: random.Random) -> str:
-        return self._opening[index] if index < len(self._opening) else self._kinds.draw(rng)
-
     def _extend(self, index: int) -> None:
-        position = {name: i for i, name in enumerate(self._kinds.names)}
         for i in range(len(self._kind_at), index + 1):
-            k = position[self._draw_kind(i, self._rng(i))]
+            k = self._position[self._kind_of(i)]
             self._kind_at.append(k)
             self._occurrence.append(self._seen[k])
             self._seen[k] += 1
@@ -92,16 +78,43 @@ class Planner:
             if len(self._dealt) >= 64:
                 self._dealt.clear()
             order = list(range(len(self._tasks[kind])))
-            random.Random(f"synthgen:{self.seed}:tasks:{kind}:{cycle}").shuffle(order)
+            random.Random(f"{self._prefix}:{kind}:{cycle}").shuffle(order)
             self._dealt[(kind, cycle)] = order
         return order
 
-    def _task(self, kind: str, index: int) -> str:
+    def task(self, kind: str, index: int) -> str:
+        """The task of index `index`, whose kind is `kind`."""
         if index >= len(self._kind_at):
             self._extend(index)
         tasks = self._tasks[kind]
         cycle, place = divmod(self._occurrence[index], len(tasks))
         return tasks[self._deal(kind, cycle)[place]]
+
+
+class Planner:
+    def __init__(self, config: Config, tasks: Mapping[str, Sequence[str]]):
+        self.seed = config.generate.seed
+        self._kinds = Weighted(config.active_kinds())
+        self._languages = Weighted(config.languages)
+        self._values = {
+            name: {p: config.value_set(name, p) for p in kind.value_sets} for name, kind in KINDS.items()
+        }
+        for name in self._kinds.names:
+            if KINDS[name].brainstormed and not tasks.get(name):
+                raise ValueError(f"no tasks for {name}")
+        # The first items hold one of each kind in the mix, in a seeded order, the rest are drawn by
+        # weight: a small trial run shows every kind, and a large one barely differs from the weights.
+        self._opening = list(self._kinds.names)
+        random.Random(f"synthgen:{self.seed}:opening").shuffle(self._opening)
+        self._dealer = TaskDealer(f"synthgen:{self.seed}:tasks", tasks, self._kinds.names,
+                                  lambda i: self._draw_kind(i, self._rng(i)))
+
+    def _rng(self, index: int) -> random.Random:
+        # A string seed is hashed with SHA-512 by random.seed: stable across runs and platforms.
+        return random.Random(f"synthgen:{self.seed}:{index}")
+
+    def _draw_kind(self, index: int, rng: random.Random) -> str:
+        return self._opening[index] if index < len(self._opening) else self._kinds.draw(rng)
 
     def item(self, index: int) -> PlanItem:
         rng = self._rng(index)
@@ -109,7 +122,7 @@ class Planner:
         values: dict[str, str] = {}
         for placeholder in kind.placeholders:
             if placeholder == TASK:
-                values[TASK] = self._task(kind.name, index)
+                values[TASK] = self._dealer.task(kind.name, index)
             elif placeholder in (LANGUAGE, SOURCE_LANGUAGE):
                 values[placeholder] = self._languages.draw(rng)
             elif placeholder == TARGET_LANGUAGE:
@@ -128,18 +141,23 @@ class Planner:
                 return language
 
 
+# As PLAN_VERSION, for generate --corpus, with the [generate.corpus] settings that decide its plan.
+# 2: a given task set is dealt evenly (1 drew each example's task at random).
+GROUNDED_PLAN_VERSION = "2"
+GROUNDED_PLAN_SETTINGS = {"draw", "kinds", "languages"}
+
+
 class GroundedPlanner:
     """generate --corpus: example i's kind, passage and placeholders from (seed, i) and the corpus
     alone. The passage is drawn uniformly among a uniformly drawn document's passages ("document",
     so one huge file does not dominate) or among all passages ("passage"); the LLM writes the task,
-    unless a task set is given, from which each example's task is drawn at random."""
+    unless a task set is given, whose tasks are then dealt as Planner deals them."""
 
     def __init__(self, config: Config, passages: "PassageIndex", tasks: Optional[Mapping[str, Sequence[str]]] = None):
-        """tasks: a task set per kind (generate --corpus --tasks), each example's drawn from it."""
+        """tasks: a task set per kind (generate --corpus --tasks), dealt to the examples of the kind."""
         settings = config.generate.corpus
-        self._tasks = {kind: list(items) for kind, items in (tasks or {}).items()}
         for name in settings.kinds:
-            if tasks is not None and settings.kinds[name] > 0 and not self._tasks.get(name):
+            if tasks is not None and settings.kinds[name] > 0 and not tasks.get(name):
                 raise ValueError(f"no tasks for {name}")
         self.seed = config.generate.seed
         self._kinds = Weighted(settings.kinds)
@@ -151,16 +169,24 @@ class GroundedPlanner:
         # As Planner: the first items hold one of each kind, in a seeded order.
         self._opening = list(self._kinds.names)
         random.Random(f"synthgen:{self.seed}:corpus:opening").shuffle(self._opening)
+        self._dealer = TaskDealer(f"synthgen:{self.seed}:corpus:tasks", tasks, self._kinds.names,
+                                  lambda i: self._draw_kind(i, self._rng(i))) if tasks is not None else None
+
+    def _rng(self, index: int) -> random.Random:
+        return random.Random(f"synthgen:{self.seed}:corpus:{index}")
+
+    def _draw_kind(self, index: int, rng: random.Random) -> str:
+        return self._opening[index] if index < len(self._opening) else self._kinds.draw(rng)
 
     def item(self, index: int) -> PlanItem:
-        rng = random.Random(f"synthgen:{self.seed}:corpus:{index}")
-        kind = self._opening[index] if index < len(self._opening) else self._kinds.draw(rng)
+        rng = self._rng(index)
+        kind = self._draw_kind(index, rng)
         if self._by_document:
             passages = self._passages.document_passages(rng.randrange(self._passages.documents))
             passage = passages[rng.randrange(len(passages))]
         else:
             passage = rng.randrange(len(self._passages))
-        values = {TASK: rng.choice(self._tasks[kind])} if self._tasks else {}
+        values = {TASK: self._dealer.task(kind, index)} if self._dealer is not None else {}
         for placeholder in GROUNDED[kind].placeholders:
             if placeholder == LANGUAGE:
                 values[LANGUAGE] = self._languages.draw(rng)

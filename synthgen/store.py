@@ -335,6 +335,7 @@ def ledger_records(path: Path, decoder: Any) -> Iterator[tuple[bytes, Any]]:
 EXAMPLES_NAME = "examples.jsonl"
 REJECTS_NAME = "rejects.jsonl"
 MANIFEST_NAME = "manifest.json"
+MINED_SUFFIX = "-mined"
 
 
 @dataclass
@@ -380,6 +381,14 @@ class RunFolder:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def mined(self) -> Path:
+        """Where `generate --corpus` writes the run's examples with their corpus-mined negatives: a
+        curated folder beside the run, OUT-mined (inside it, a walk of OUT would read every example
+        twice)."""
+        path = self.path.resolve() if not self.path.name else self.path
+        return path.with_name(path.name + MINED_SUFFIX)
 
     def remove_run(self) -> None:
         for path in (self.examples, self.rejects, self.manifest):

@@ -48,8 +48,10 @@ def passages_by_id(folder) -> dict[str, Passage]:
     return {p.id: p for p in CorpusFolder(folder)}
 
 
-def config_file(workdir, kinds: str) -> str:
-    (workdir / "corpus.toml").write_text(f"[generate.corpus]\nkinds = {{ {kinds} }}\n")
+def config_file(workdir, kinds: str, negatives: int = 0, extra: str = "") -> str:
+    """A config with these grounded kinds; no mining unless `negatives` (it needs an embedder)."""
+    (workdir / "corpus.toml").write_text(f"[generate.corpus]\nkinds = {{ {kinds} }}\nnegatives = {negatives}\n"
+                                         + extra)
     return "corpus.toml"
 
 
@@ -211,8 +213,130 @@ def test_negatives_are_mined_from_the_corpus_never_the_own_passage(cli, endpoint
     report = json.loads((workdir / "cur/report.json").read_text())
     assert report["check_counts"]["mine"]["examples mined from the corpus"] == 12
 
-    result = cli("curate", "data/raw", "--out", "cur2", "--corpus", corpus, "-q")
-    assert result.status == 2 and "--mine-negatives" in result.err
+    result = cli("curate", "data/raw", "--out", "cur2", "--checks", "near-duplicate", "--corpus", corpus, "-q")
+    assert result.status == 2 and "--mine-negatives" in result.err and len(result.err.strip().splitlines()) == 1
+
+
+TOPICS = [["router", "modem", "reset"], ["bread", "yeast", "flour"], ["violin", "bow", "rosin"]]
+MARKS = ["one", "two", "three", "four"]
+
+
+def topic_corpus(workdir, extra: dict[str, list[str]] | None = None):
+    """Three documents of one topic each, four passages apiece told apart by a mark."""
+    documents = {f"doc{t}": [f"{a} {b} {c} {mark}" for mark in MARKS] for t, (a, b, c) in enumerate(TOPICS)}
+    return write_corpus(workdir / "corpus", {**documents, **(extra or {})})
+
+
+def bow_embedder():
+    """A loopback embedder of the topic words: a query holding its passage whole is cos 1 with it,
+    0.75 with its topic's three others."""
+    from fake_embeddings import FakeEmbeddings, bag_of_words
+
+    return FakeEmbeddings(bag_of_words([w for topic in TOPICS for w in topic] + MARKS), model="bow").start()
+
+
+def embed_settings(workdir, server) -> str:
+    return (f'[curate.embed]\nbase_url = "{server.base_url}"\nmodel = "bow"\ncache = "{workdir / "e"}"\n')
+
+
+def test_generate_mines_the_corpus_negatives_itself(cli, endpoint, llm, workdir):
+    """The two commands a user runs: ingest, then generate --corpus, which ends by mining each
+    example's negatives among the passages into OUT-mined, with curate's own code."""
+    corpus = topic_corpus(workdir)
+    llm.default = quoting(llm)
+    server = bow_embedder()
+    try:
+        config = config_file(workdir, "short-long = 1", negatives=2, extra=embed_settings(workdir, server))
+        result = cli("generate", "--n", 12, "--corpus", corpus, "--config", config, *endpoint)
+        assert result.status == 0, result.err
+        assert "12 examples with 24 negatives mined from the corpus in " in result.out
+        sent = len(llm.requests)
+        # Run again: the run is complete, nothing is asked of the LLM, the mining is done again alike.
+        mined = (workdir / "data/raw-mined/examples.jsonl").read_bytes()
+        assert cli("generate", "--n", 12, "--corpus", corpus, "--config", config, "-q", *endpoint).status == 0
+        assert len(llm.requests) == sent and (workdir / "data/raw-mined/examples.jsonl").read_bytes() == mined
+    finally:
+        server.stop()
+    passages = {p.text: p for p in CorpusFolder(corpus)}
+    raw, kept = read_jsonl(workdir / "data/raw/examples.jsonl"), read_jsonl(workdir / "data/raw-mined/examples.jsonl")
+    assert [e["id"] for e in kept] == [e["id"] for e in raw] and all("negatives" not in e for e in raw)
+    for example in kept:
+        own = passages[example["positive"]]
+        assert example["passage_id"] == own.id and len(example["negatives"]) == 2
+        assert all(passages[n].doc_id == own.doc_id and n != example["positive"] for n in example["negatives"])
+    report = json.loads((workdir / "data/raw-mined/report.json").read_text())
+    assert report["check_counts"]["mine"]["examples mined from the corpus"] == 12 and report["checks"] == []
+
+
+def test_without_an_embedder_the_run_is_kept_and_a_rerun_mines(cli, endpoint, llm, workdir, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    corpus = topic_corpus(workdir)
+    llm.default = quoting(llm)
+    config = config_file(workdir, "short-long = 1", negatives=1,
+                         extra='[curate.embed]\nmodel = "no-such-org/no-such-embedder"\n')
+    result = cli("generate", "--n", 5, "--corpus", corpus, "--config", config, *endpoint)
+    assert result.status == 1 and "Traceback" not in result.err
+    assert result.err.strip().splitlines()[-1].startswith("negatives not mined: ")
+    assert len(read_jsonl(workdir / "data/raw/examples.jsonl")) == 5 and not (workdir / "data/raw-mined").exists()
+    sent = len(llm.requests)
+    server = bow_embedder()
+    try:
+        config = config_file(workdir, "short-long = 1", negatives=1, extra=embed_settings(workdir, server))
+        assert cli("generate", "--n", 5, "--corpus", corpus, "--config", config, *endpoint).status == 0
+    finally:
+        server.stop()
+    assert len(llm.requests) == sent
+    assert all(len(e["negatives"]) == 1 for e in read_jsonl(workdir / "data/raw-mined/examples.jsonl"))
+
+
+def test_relabelling_judges_the_corpus_passages_and_moves_the_example(cli, endpoint, llm, workdir):
+    """FRet's second step on the corpus: the judge grades 3 the passage holding MARKER (a passage of
+    doc0's topic that no query was written for) and 1 the others, so each doc0 example moves to it,
+    its own passage becoming its negative; the others keep their positive."""
+    from test_relabel import grade
+
+    corpus = topic_corpus(workdir, {"docM": ["router modem reset MARKER"]})
+    generating = quoting(llm)
+    llm.default = lambda body: grade(body) if "grades" in json.dumps(body["response_format"]) else generating(body)
+    server = bow_embedder()
+    try:
+        config = config_file(workdir, "short-long = 1", negatives=1,
+                             extra="relabel = true\n" + embed_settings(workdir, server))
+        result = cli("generate", "--n", 12, "--corpus", corpus, "--config", config, "-q", *endpoint)
+    finally:
+        server.stop()
+    assert result.status == 0, result.err
+    passages = {p.text: p for p in CorpusFolder(corpus)}
+    marker = passages["router modem reset MARKER"]
+    raw = {e["id"]: e for e in read_jsonl(workdir / "data/raw/examples.jsonl")}
+    moved = 0
+    for example in read_jsonl(workdir / "data/raw-mined/examples.jsonl"):
+        before = raw[example["id"]]
+        verdict = example["curation"]["relabel"]["verdict"]
+        if before["doc_id"] == "doc0":
+            assert verdict == "relabelled" and example["positive"] == marker.text
+            assert (example["passage_id"], example["doc_id"]) == (marker.id, "docM")
+            assert example["negative"] == before["positive"] and before["positive"] not in example["negatives"]
+            moved += 1
+        else:
+            assert example["positive"] == before["positive"] and example["passage_id"] == before["passage_id"]
+    assert moved > 0
+    assert len(read_jsonl(workdir / "data/raw-mined/relabel.jsonl")) == 12
+
+
+def test_a_given_task_set_is_dealt_evenly(workdir, corpus):
+    tasks = {"short-long": [f"task {n}" for n in range(7)]}
+    config = load_config(overrides={"generate": {"corpus": {"kinds": {"short-long": 1}}}})
+    index = CorpusFolder(corpus).index()
+    try:
+        planner = GroundedPlanner(config, index, tasks)
+        items = [planner.item(i) for i in range(100)]
+        again = [GroundedPlanner(config, index, tasks).item(i) for i in reversed(range(100))][::-1]
+    finally:
+        index.close()
+    uses = collections.Counter(item.task for item in items)
+    assert set(uses) == set(tasks["short-long"]) and max(uses.values()) - min(uses.values()) <= 1
+    assert items == again
 
 
 def test_a_given_task_set_is_used_and_the_llm_writes_only_the_query(cli, endpoint, llm, workdir, corpus):

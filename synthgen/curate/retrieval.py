@@ -33,7 +33,7 @@ from synthgen.embedding_cache import EmbeddingCache, text_digest
 from synthgen.instructions import query_text
 from synthgen.kinds import SOURCE_LANGUAGE, TARGET_LANGUAGE
 from synthgen.models import DEFAULT_EMBEDDING_MODEL
-from synthgen.store import Example, PassageIndex, Spool
+from synthgen.store import Example, Passage, PassageIndex, Spool
 
 if TYPE_CHECKING:
     from synthgen.curate.relabel import Candidate
@@ -73,6 +73,7 @@ class Outcome:
     swap: Optional[dict[str, Any]] = None
     judged: Optional[tuple["Candidate", "Judgement"]] = None  # relabelling's judgement
     negatives: list[bytes] = field(default_factory=list)  # mined, by digest
+    passage: Optional[Passage] = None  # the corpus passage a relabelled example's new positive is
 
 
 def readable(example: Example, languages: str) -> bool:
@@ -155,9 +156,9 @@ class RetrievalStage:
         row, name = self.documents[digest]
         return getattr(self.spool.get(row), name)
 
-    def _corpus_pool(self) -> list[str]:
-        """Every distinct passage of the corpus by its digest in hex, embedded first (a pass over the
-        corpus for the digests, another for the texts the cache lacks)."""
+    def _corpus_pool(self) -> list[bytes]:
+        """Every distinct passage of the corpus by its digest, embedded first (a pass over the corpus
+        for the digests, another for the texts the cache lacks)."""
         assert self.passages is not None
         if not self._passage_numbers:
             for number, passage in enumerate(self.passages):
@@ -167,7 +168,17 @@ class RetrievalStage:
                 texts = ((digest, passage.text) for passage in self.passages
                          if (digest := text_digest(passage.text)) in missing)
                 self.cache.embed(texts, len(missing), self.show_progress, "embedding the corpus")
-        return [digest.hex() for digest in self._passage_numbers]
+        return list(self._passage_numbers)
+
+    def _pool(self, kind: str, entries: list[Entry]) -> list[bytes]:
+        """The documents a query of the kind is ranked against: its kind's positives, or with a
+        corpus, for the kinds whose positive is a passage, every passage of it (and any positive that
+        is not one of them), as Promptagator's round trip and FRet's relabelling retrieve."""
+        positives = list(dict.fromkeys(e.positive for e in entries))
+        if self.passages is None or kind not in PASSAGE_POSITIVES:
+            return positives
+        pool = self._corpus_pool()
+        return pool + [d for d in positives if d not in self._passage_numbers]
 
     def results(self) -> Iterator[tuple[Example, Optional[tuple[str, dict[str, Any]]]]]:
         """Every example given, in order: dropped (with its reason and evidence) or kept, and then
@@ -191,6 +202,8 @@ class RetrievalStage:
             from synthgen.curate.relabel import judged_example
 
             example = judged_example(example, *outcome.judged)
+            if outcome.passage is not None:
+                example = msgspec.structs.replace(example, passage_id=outcome.passage.id, doc_id=outcome.passage.doc_id)
         if outcome.negatives:
             have = {example.positive, *example.all_negatives()}
             mined = [text for text in map(self.document, outcome.negatives) if text not in have]
@@ -203,10 +216,10 @@ class RetrievalStage:
         for entry in self.entries:
             by_kind[entry.kind].append(entry)
         retrieved: dict[int, list[bytes]] = {}  # row -> the documents retrieved for its query, best first
-        for _, entries in sorted(by_kind.items()):
+        for kind, entries in sorted(by_kind.items()):
             np = _numpy()
             queries = self.cache.vectors_of([e.query for e in entries])
-            documents = list(dict.fromkeys(e.positive for e in entries))
+            documents = self._pool(kind, entries)
             vectors = self.cache.vectors_of(documents)
             where = {digest: n for n, digest in enumerate(documents)}
             own = np.fromiter((where[e.positive] for e in entries), dtype=np.int64, count=len(entries))
@@ -285,6 +298,8 @@ class RetrievalStage:
                 outcome.drop = (RELABELLED_OUT, evidence(judgement, candidate))
             elif judgement.verdict == RELABELLED:
                 entry.positive, entry.negative = digests[candidate.row][judgement.best], entry.positive
+                if entry.positive in self._passage_numbers:  # grounded: the example moves to that passage
+                    outcome.passage = self.passages[self._passage_numbers[entry.positive]]  # type: ignore[index]
         self.relabelled = result.summary()
     def _rank(self, entries: list[Entry], queries: Any, documents: list[bytes], vectors: Any, own: Any,
               retrieved: dict[int, list[bytes]]) -> None:
@@ -324,9 +339,15 @@ class RetrievalStage:
                         "rank": rank, "top_k": k, "documents": len(documents),
                         "positive_score": _score(mine[offset]),
                         "best_score": _score(block[offset, best[offset]]),
-                        "best_document_of": owners[documents[int(best[offset])]],
+                        "best_document_of": self._owner(owners, documents[int(best[offset])]),
                         "best_document": _excerpt(self.document(documents[int(best[offset])])),
                     })
+
+    def _owner(self, owners: dict[bytes, str], document: bytes) -> str:
+        """The id of the first example whose positive the document is, or else its corpus passage's."""
+        if document in owners:
+            return owners[document]
+        return f"passage {self.passages[self._passage_numbers[document]].id}"  # type: ignore[index]
 
     def _false_negatives(self, entries: list[Entry], queries: Any, positive_scores: Any) -> None:
         np = _numpy()
@@ -363,7 +384,7 @@ class RetrievalStage:
         for kind, every in sorted(by_kind.items()):
             entries = [e for e in every if not self._dropped(e.row)]
             if self.passages is not None and kind in PASSAGE_POSITIVES:
-                corpus = self._corpus_pool()
+                corpus = [digest.hex() for digest in self._corpus_pool()]
                 counts["examples mined from the corpus"] += len(entries)
             else:
                 corpus = list(dict.fromkeys([e.positive.hex() for e in entries] +

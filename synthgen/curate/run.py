@@ -244,7 +244,8 @@ def curate(paths: list[Path], out: Path, config: Config, checks: Optional[list[s
     when no embedder can be had). [curate.mine] negatives > 0 mines hard negatives for what is kept;
     relabel: the LLM judges the documents retrieved for each kept query (judgements kept in
     OUT/relabel.jsonl, so a rerun asks again only what it has not judged); corpus: a corpus folder
-    whose passages short-long and long-long negatives are mined from.
+    whose passages are the documents short-long and long-long queries are ranked against (the
+    consistency check, relabelling) and their negatives mined from.
     """
     settings = config.curate
     names = checks if checks is not None else settings.checks
@@ -253,8 +254,9 @@ def curate(paths: list[Path], out: Path, config: Config, checks: Optional[list[s
     embedding = [name for name in EMBEDDING_CHECKS if name in names]
     folder = CuratedFolder(out)
     files = example_files(paths, exclude=folder.examples)  # a wrong path fails before a model loads
-    if corpus is not None and not settings.mine.negatives:
-        raise BadInput("--corpus is the pool --mine-negatives mines from: give --mine-negatives K too")
+    if corpus is not None and not (settings.mine.negatives or relabel or embedding):
+        raise BadInput("--corpus is the pool the embedding checks, --mine-negatives and --relabel retrieve from: "
+                       "give one of them too")
     corpus_folder = CorpusFolder(corpus) if corpus is not None else None
     if corpus_folder is not None:
         corpus_folder.read_manifest()  # not a corpus: said before a model loads
@@ -327,3 +329,16 @@ def judge(checks: list[Check], batch: list[Example]) -> list[Optional[tuple[str,
             if evidence is not None:
                 verdicts[n] = (check.reason, evidence)
     return verdicts
+
+
+def mine_grounded_run(examples: Path, out: Path, config: Config, corpus: Path,
+                      show_progress: bool = True) -> dict[str, Any]:
+    """What `generate --corpus` does once its run has N examples: [generate.corpus] negatives hard
+    negatives for each, mined among the corpus's passages (after the LLM relabels them, with
+    [generate.corpus] relabel), by curate itself into the folder `out`. No other check: those are
+    curate's to run, and say what they drop."""
+    grounded = config.generate.corpus
+    mining = config.model_copy(deep=True)
+    mining.curate.mine.negatives = grounded.negatives
+    return curate([examples], out, mining, checks=[], show_progress=show_progress, relabel=grounded.relabel,
+                  corpus=corpus)
