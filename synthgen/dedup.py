@@ -1,29 +1,46 @@
 """Exact-string dedup over JSONL files and folders, streaming and on every core.
 
 Memory grows with the number of distinct keys (a 16-byte digest each), never with file size.
-Worker processes parse and hash chunks of lines (the costly part); this process keeps the set of
-digests and writes the first occurrence of each key, in input order.
+Worker processes read, parse and hash chunks of lines (the costly part) and find the repeats inside
+a chunk; this process keeps the set of digests, drops the lines whose key an earlier chunk had,
+and writes the rest of each chunk as it stands, in input order: it never splits a chunk into lines.
 """
 
+import errno
 import multiprocessing
+import operator
 import os
+from array import array
 from dataclasses import dataclass
+from itertools import accumulate, compress
+from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import IO, Callable, Iterator, NamedTuple, Optional, Sequence
 
 import msgspec
+import xxhash
 from tqdm import tqdm
 
 from synthgen.errors import BadInput
 from synthgen.files import atomic_output
-from synthgen.store import KEYS, decode_key, example_digest, hold_output, input_files
+from synthgen.store import KEYS, ExampleKey, hold_output, input_files, key_fields
 
 CHUNK_BYTES = 4 << 20
 # Below this much input, worker processes cost more than they save.
 PARALLEL_FROM_BYTES = 64 << 20
+# Ranges of at least this length on average are copied by the kernel (Output).
+KERNEL_COPY_FROM = 4 << 10
+# Jobs a worker is given ahead of the one being read: enough to keep it busy, few enough that
+# digested chunks never pile up in memory.
+AHEAD_PER_PROCESS = 2
 
-OK, UNREADABLE, NOT_EXAMPLE, BLANK = 0, 1, 2, 3
-_NO_DIGEST = bytes(16)
+# The decoder's and encoder's own methods, called per line from C (map): a Python wrapper around
+# them would cost a frame per line, as much as the parse itself.
+_decode_key = msgspec.json.Decoder(ExampleKey).decode
+_encode = msgspec.json.Encoder().encode
+# What copy_file_range answers where it cannot copy between these two files.
+_NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL}
+_UNDECODABLE = (msgspec.DecodeError, UnicodeDecodeError)  # not JSON, not UTF-8, or not an example
 
 
 @dataclass
@@ -36,25 +53,66 @@ class DedupResult:
     not_examples: int = 0  # JSON lines without the fields of a stored example
 
 
-def digest_lines(lines: list[bytes], key: str) -> tuple[bytes, bytes]:
-    """For each line: its status (OK, UNREADABLE, NOT_EXAMPLE, BLANK) and its key's 16-byte digest."""
-    status = bytearray(len(lines))
-    digests = []
-    for i, line in enumerate(lines):
+class ChunkKeys(NamedTuple):
+    """A chunk of lines, digested: what the writer needs to know of it, without its text."""
+
+    keys: list[bytes]  # the 16-byte digest of each key in the chunk, in the order of its first line
+    lines: Sequence[int]  # the number of that first line in the chunk
+    dropped: Sequence[int]  # every other line's number: blank, unreadable, not an example, a repeat
+    offsets: Sequence[int]  # where each line starts in the chunk, then the chunk's length
+    read: int  # lines that are not blank
+    unreadable: int
+    not_examples: int
+
+
+def _fields_of(key: str) -> Callable[[ExampleKey], tuple]:
+    """The key's fields as store.key_fields lists them (store stays the one place that says what a key
+    is), as a tuple: it encodes as the same JSON array, so digests are store.example_digest's."""
+    names = key_fields(ExampleKey(kind="kind", query="query", positive="positive", negative="negative"), key)
+    if tuple(names) == ExampleKey.__struct_fields__:  # every field, in order: astuple, twice as fast
+        return msgspec.structs.astuple
+    return operator.attrgetter(*names)  # type: ignore[arg-type]
+
+
+def digest_chunk(data: bytes, key: str) -> ChunkKeys:
+    """Parse and hash a chunk of whole lines."""
+    fields = _fields_of(key)
+    lines = data.splitlines(keepends=True)
+    offsets = array("q", list(accumulate(map(len, lines), initial=0)))  # a list first: twice as fast
+    try:  # every line an example (almost always): all digested in one C-level pass, a record at a time
+        digests = list(map(xxhash.xxh3_128_digest, map(_encode, map(fields, map(_decode_key, lines)))))
+        return ChunkKeys(*_first_lines(digests, range(len(lines)), len(lines)), offsets, len(lines), 0, 0)
+    except _UNDECODABLE:  # a blank, torn or other line: looked at one by one
+        pass
+    numbers, digests = [], []
+    blank = unreadable = not_examples = 0
+    for number, line in enumerate(lines):
         if line.isspace():
-            status[i] = BLANK
-            digests.append(_NO_DIGEST)
+            blank += 1
             continue
         try:
-            record = decode_key(line)
+            record = _decode_key(line)
         except msgspec.ValidationError:
-            status[i], digest = NOT_EXAMPLE, _NO_DIGEST
-        except (msgspec.DecodeError, UnicodeDecodeError):  # not JSON, or not UTF-8
-            status[i], digest = UNREADABLE, _NO_DIGEST
+            not_examples += 1
+        except _UNDECODABLE:
+            unreadable += 1
         else:
-            digest = example_digest(record, key)
-        digests.append(digest)
-    return bytes(status), b"".join(digests)
+            numbers.append(number)
+            digests.append(xxhash.xxh3_128_digest(_encode(fields(record))))
+    return ChunkKeys(*_first_lines(digests, numbers, len(lines)), offsets, len(lines) - blank, unreadable, not_examples)
+
+
+def _first_lines(digests: list[bytes], numbers: Sequence[int],
+                 count: int) -> tuple[list[bytes], Sequence[int], Sequence[int]]:
+    """Each key's first line (digest and number, in line order), and the numbers of the chunk's
+    `count` lines that are none of those."""
+    if len(set(digests)) < len(digests):  # a key repeats in the chunk (rarely: a set is quicker to tell)
+        # Filled from the end, so each key's earliest position is written last.
+        first = dict(zip(reversed(digests), range(len(digests) - 1, -1, -1)))
+        positions = sorted(first.values())
+        digests, numbers = list(map(digests.__getitem__, positions)), list(map(numbers.__getitem__, positions))
+    dropped = sorted(set(range(count)).difference(numbers)) if len(numbers) < count else []
+    return digests, numbers, array("q", dropped)
 
 
 def chunks(path: Path, size: int) -> Iterator[tuple[int, int]]:
@@ -70,53 +128,139 @@ def chunks(path: Path, size: int) -> Iterator[tuple[int, int]]:
             start = end
 
 
-def _lines(path: Path, start: int, end: int) -> list[bytes]:
-    """The lines of a byte range, with their line ends."""
+def _read(path: Path, start: int, end: int) -> bytes:
     with open(path, "rb") as f:
-        f.seek(start)
-        return f.read(end - start).splitlines(keepends=True)
+        return os.pread(f.fileno(), end - start, start)
 
 
-def _first_occurrences(
-    lines: list[bytes], status: bytes, digests: bytes, seen: set[bytes], result: DedupResult
-) -> list[bytes]:
-    """The lines whose key has not been seen yet, adding their keys; counts go to result.
-
-    The usual chunk (every line an example) is done with C-level set and dict operations only:
-    at ten million lines a Python loop per line would cost more than parsing them.
-    """
-    count = len(lines)
-    keyed = list(map(digests.__getitem__, map(slice, range(0, 16 * count, 16), range(16, 16 * count + 16, 16))))
-    if status.count(OK) == count:
-        # Each key's first line: filled from the end, so the earliest index is written last.
-        first = dict(zip(reversed(keyed), range(count - 1, -1, -1)))
-        fresh = first.keys() - seen
-        seen.update(fresh)
-        kept = list(map(lines.__getitem__, sorted(map(first.__getitem__, fresh))))
-        result.read += count
-        result.removed += count - len(kept)
-    else:
-        kept = []
-        for line, state, digest in zip(lines, status, keyed):
-            if state == BLANK:
-                continue
-            result.read += 1
-            if state == UNREADABLE:
-                result.unreadable += 1
-            elif state == NOT_EXAMPLE:
-                result.not_examples += 1
-            elif digest in seen:
-                result.removed += 1
-            else:
-                seen.add(digest)
-                kept.append(line)
-    result.kept += len(kept)
-    return kept
-
-
-def _digest_chunk(job: tuple[Path, int, int, str]) -> tuple[bytes, bytes]:
+def _digest_job(job: tuple[Path, int, int, str]) -> ChunkKeys:
     path, start, end, key = job
-    return digest_lines(_lines(path, start, end), key)
+    return digest_chunk(_read(path, start, end), key)
+
+
+def _serve(conn: Connection) -> None:
+    """A worker: digest each job that comes down the pipe and send back its ChunkKeys (or error)."""
+    try:
+        while True:
+            job = conn.recv()
+            try:
+                outcome: object = _digest_job(job)
+            except Exception as error:  # the reader hears of it and stops
+                outcome = error
+            conn.send(outcome)
+    except (EOFError, OSError, KeyboardInterrupt):  # the reader is gone: done, failed, or stopped by the user
+        pass
+
+
+class Workers:
+    """Worker processes, each with its own pipe, fed and read by the calling thread alone.
+
+    Not multiprocessing.Pool: it reads results in a helper thread that must win the GIL from the
+    busy writer for each pipeful of a chunk's keys, and its workers spent more time blocked sending
+    than parsing.
+    """
+
+    def __init__(self, processes: int):
+        self.conns: list[Connection] = []
+        self.procs: list[multiprocessing.Process] = []
+        for _ in range(processes):
+            ours, theirs = multiprocessing.Pipe()
+            proc = multiprocessing.Process(target=_serve, args=(theirs,), daemon=True)
+            proc.start()
+            theirs.close()
+            self.conns.append(ours)
+            self.procs.append(proc)
+
+    def digested(self, jobs: list[tuple[Path, int, int, str]]) -> Iterator[ChunkKeys]:
+        """Each job's ChunkKeys, in job order: job i goes to worker i % n, read in turn."""
+        n = len(self.conns)
+        ahead = AHEAD_PER_PROCESS * n
+        for i, job in enumerate(jobs[:ahead]):
+            self.conns[i % n].send(job)
+        for i in range(len(jobs)):
+            conn = self.conns[i % n]
+            outcome = conn.recv()
+            if i + ahead < len(jobs):
+                conn.send(jobs[i + ahead])
+            if isinstance(outcome, Exception):
+                raise outcome
+            yield outcome
+
+    def close(self) -> None:
+        for conn in self.conns:
+            conn.close()  # a worker waiting for a job sees the end of its pipe and returns
+        for proc in self.procs:
+            proc.join(timeout=1)
+            if proc.is_alive():  # busy with a chunk nobody will read: an error cut the run short
+                proc.terminate()
+                proc.join()
+
+
+def kept_ranges(chunk: ChunkKeys, seen: set[bytes]) -> tuple[list[tuple[int, int]], int]:
+    """The byte ranges of the chunk to write, and how many lines they hold; the keys go into `seen`.
+
+    A chunk is written whole but for its dropped lines, and the lines whose key an earlier chunk
+    had; only those few take a Python step each: at ten million lines, a step per line would cost
+    as much as the workers' parsing.
+    """
+    repeats = list(compress(chunk.lines, map(seen.__contains__, chunk.keys)))
+    seen.update(chunk.keys)
+    offsets = chunk.offsets
+    ranges, start = [], 0
+    for line in sorted([*chunk.dropped, *repeats]) if repeats else chunk.dropped:
+        if offsets[line] > start:
+            ranges.append((start, offsets[line]))
+        start = offsets[line + 1]
+    if start < offsets[-1]:
+        ranges.append((start, offsets[-1]))
+    return ranges, len(chunk.keys) - len(repeats)
+
+
+class Output:
+    """The output file, written from byte ranges of the input files, in the order given.
+
+    Long ranges are copied by the kernel, page cache to page cache, never through this process
+    (copy_file_range, Linux): several times quicker than reading and writing them. A call costs
+    about what reading and writing 3 KB does, so short ranges are read and written; so is
+    everything where the kernel cannot copy (another file system, another OS).
+    """
+
+    def __init__(self, sink: IO[bytes]):
+        self.sink = sink
+        self.kernel_copy = hasattr(os, "copy_file_range")
+
+    def write(self, path: Path, start: int, ranges: list[tuple[int, int]]) -> None:
+        """Write the byte ranges (from `start`) of `path`, then a newline if the last one lacks it."""
+        last = start + ranges[-1][1] - 1  # the last byte written
+        with open(path, "rb") as f:
+            fd = f.fileno()
+            if self.kernel_copy and sum(b - a for a, b in ranges) >= KERNEL_COPY_FROM * len(ranges):
+                ranges = self._copy(fd, start, ranges)
+            if ranges:
+                first = ranges[0][0]
+                data = memoryview(os.pread(fd, ranges[-1][1] - first, start + first))
+                self.sink.write(b"".join([data[a - first:b - first] for a, b in ranges]))
+            if os.pread(fd, 1, last) != b"\n":  # a file's last line may lack its newline
+                self.sink.write(b"\n")
+        self.sink.flush()  # the sink's buffer stays empty between writes: the kernel's copies go after it
+
+    def _copy(self, fd: int, start: int, ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Copy the ranges in the kernel; returns what is left to write where it cannot."""
+        self.sink.flush()
+        out = self.sink.fileno()
+        for i, (a, b) in enumerate(ranges):
+            while a < b:
+                try:
+                    copied = os.copy_file_range(fd, out, b - a, start + a)
+                except OSError as error:
+                    if error.errno not in _NO_KERNEL_COPY:
+                        raise
+                    self.kernel_copy = False
+                    copied = 0
+                if not copied:  # nothing was copied (or the file ended early): write the rest
+                    return [(a, b), *ranges[i + 1:]]
+                a += copied
+        return []
 
 
 def dedup(paths: list[Path], out: Path, key: str = "example", show_progress: bool = True,
@@ -131,25 +275,29 @@ def dedup(paths: list[Path], out: Path, key: str = "example", show_progress: boo
     jobs = [(file, start, end, key) for file in files for start, end in chunks(file, chunk_bytes)]
     if processes is None:
         processes = (os.cpu_count() or 1) if total >= PARALLEL_FROM_BYTES else 1
-    pool = multiprocessing.Pool(processes) if processes > 1 else None
+    workers = Workers(processes) if processes > 1 else None
     try:
         with hold_output(out, "dedup"), atomic_output(out) as sink, tqdm(
             total=total, unit="B", unit_scale=True, desc="dedup", disable=None if show_progress else True
         ) as bar:
-            digested = pool.imap(_digest_chunk, jobs) if pool else map(_digest_chunk, jobs)
+            digested = workers.digested(jobs) if workers else map(_digest_job, jobs)
+            output = Output(sink)
             seen: set[bytes] = set()
-            for (path, start, end, _), (status, digests) in zip(jobs, digested):
-                lines = _lines(path, start, end)
-                kept = _first_occurrences(lines, status, digests, seen, result)
-                if kept and not kept[-1].endswith(b"\n"):  # a file's last line may lack its newline
-                    kept[-1] += b"\n"
-                sink.write(b"".join(kept))
+            for (path, start, end, _), chunk in zip(jobs, digested):
+                ranges, kept = kept_ranges(chunk, seen)
+                result.read += chunk.read
+                result.unreadable += chunk.unreadable
+                result.not_examples += chunk.not_examples
+                result.kept += kept
+                result.removed += chunk.read - chunk.unreadable - chunk.not_examples - kept
+                if ranges:
+                    output.write(path, start, ranges)
                 bar.update(end - start)
             if not result.kept:  # nothing was an example: a wrong, empty or binary file; nothing is written
                 names = ", ".join(str(f) for f in files)
                 raise BadInput(f"no stored example in {names} ({result.read} lines, unreadable {result.unreadable}, "
                                f"not examples {result.not_examples})")
     finally:
-        if pool is not None:
-            pool.terminate()
+        if workers is not None:
+            workers.close()
     return result

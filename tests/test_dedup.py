@@ -1,8 +1,17 @@
+import errno
 import json
+import os
 import tracemalloc
 
+from multiprocessing.connection import Connection
+
+import msgspec
+import pytest
+
 from conftest import read_jsonl
-from synthgen.dedup import CHUNK_BYTES, dedup
+from synthgen import dedup as dedup_module
+from synthgen.dedup import CHUNK_BYTES, DedupResult, Workers, dedup, digest_chunk
+from synthgen.store import decode_key, example_digest
 
 
 def example(query, positive="p", negative="n", kind="short-long", **extra):
@@ -118,3 +127,155 @@ def test_dedup_in_place_and_messages_name_the_out_given(cli, workdir):
     (workdir / "taken").mkdir()
     result = cli("dedup", "in.jsonl", "--out", "taken", "-q")
     assert result.status == 2 and "cannot write taken" in result.err and ".tmp" not in result.err
+
+
+def reference(paths, key="example"):
+    """The rule, a line at a time: lines as bytes.splitlines cuts them, blank ones passed over, the
+    first line of each key kept as it is (a newline added to a file's last line if it lacks one)."""
+    result, seen, kept = DedupResult(files=len(paths)), set(), []
+    for path in paths:
+        for line in path.read_bytes().splitlines(keepends=True):
+            if line.isspace():
+                continue
+            result.read += 1
+            try:
+                digest = example_digest(decode_key(line), key)
+            except msgspec.ValidationError:
+                result.not_examples += 1
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                result.unreadable += 1
+            else:
+                if digest in seen:
+                    result.removed += 1
+                else:
+                    seen.add(digest)
+                    kept.append(line if line.endswith(b"\n") else line + b"\n")
+    result.kept = len(kept)
+    return result, b"".join(kept)
+
+
+def awkward_files(folder):
+    """Files with every kind of line dedup meets, line ends \n and \r\n, some repeated."""
+    lines = [json.dumps(example(f"q{i % 40}", f"p{i % 80 // 40}", id=i)).encode() for i in range(120)]
+    lines[5] = '{"kind": "sts", "query": "caf\\u00e9", "positive": "p"}'.encode()  # an escape ...
+    lines[90] = '{"kind": "sts", "query": "caf\u00e9", "positive": "p"}'.encode()  # ... is the same key
+    lines[7] = b""  # blank
+    lines[8] = b" \t"  # blank too
+    lines[11] = lines[12][:-9]  # torn
+    lines[20] = b'{"kind": "sts", "query": "\xff\xfe", "positive": "p"}'  # not UTF-8
+    lines[21] = b"[1, 2]"  # JSON, not an example
+    lines[30] = b"\x00\x01 binary"
+    folder.mkdir()
+    files = []
+    for n, (start, stop, end) in enumerate([(0, 50, b"\n"), (50, 51, b"\n"), (51, 100, b"\r\n"), (100, 120, b"\n")]):
+        path = folder / f"{n}.jsonl"
+        path.write_bytes(b"".join(line + end for line in lines[start:stop]))
+        files.append(path)
+    with open(files[0], "ab") as f:
+        f.write(json.dumps(example("last line, no newline")).encode())
+    empty = folder / "empty.jsonl"
+    empty.write_bytes(b"")
+    return [files[0], empty, *files[1:]]
+
+
+@pytest.mark.parametrize("key", ["example", "query"])
+def test_chunks_and_workers_never_change_what_is_written(workdir, key):
+    """Chunk edges fall inside lines of every length, a chunk is a line or less, one or two workers:
+    the same bytes and counts as the rule, line at a time."""
+    paths = awkward_files(workdir / "in")
+    expected, text = reference(paths, key)
+    assert expected.unreadable == 3 and expected.not_examples == 1 and expected.removed > 30  # the input is awkward
+    for chunk_bytes in (1, 7, 64, 333, 1000, CHUNK_BYTES):
+        for processes in (1, 2):
+            out = workdir / f"out-{chunk_bytes}-{processes}.jsonl"
+            result = dedup(paths, out, key, show_progress=False, processes=processes, chunk_bytes=chunk_bytes)
+            assert (result, out.read_bytes()) == (expected, text), (chunk_bytes, processes)
+
+
+def test_line_ends_are_kept_as_they_are(workdir):
+    path = workdir / "in.jsonl"
+    one, two = json.dumps(example("q1")).encode(), json.dumps(example("q2")).encode()
+    # A \r alone ends a line too, as bytes.splitlines has it.
+    path.write_bytes(one + b"\r\n" + one + b"\n" + two + b"\r" + one + b"\r\n" + two)
+    result = dedup([path], workdir / "out.jsonl", show_progress=False)
+    assert (result.read, result.kept, result.removed) == (5, 2, 3)
+    assert (workdir / "out.jsonl").read_bytes() == one + b"\r\n" + two + b"\r\n"
+
+
+def test_many_files_keep_the_first_of_each_key_in_the_order_named(workdir):
+    paths = []
+    for n in range(30):
+        paths.append(workdir / f"{n:02}.jsonl")
+        write(paths[-1], [example(f"q{(3 * n + i) % 45}", id=f"{n}.{i}") for i in range(3)])
+    result = dedup(paths, workdir / "out.jsonl", show_progress=False, processes=2, chunk_bytes=100)
+    assert (result.files, result.read, result.kept) == (30, 90, 45)
+    assert (workdir / "out.jsonl").read_bytes() == reference(paths)[1]
+
+
+def test_without_the_kernel_copy_the_output_is_the_same(workdir, monkeypatch):
+    """Where copy_file_range is missing or cannot copy between the two files, ranges are read and written."""
+    paths = awkward_files(workdir / "in")
+    write(workdir / "long.jsonl", [example(f"q{i // 100 if i % 100 == 99 else i}") for i in range(1000)])
+    paths.append(workdir / "long.jsonl")  # runs of a hundred new lines, long enough for the kernel to copy
+    expected = reference(paths)
+    assert dedup(paths, workdir / "copied.jsonl", show_progress=False) == expected[0]
+    calls = []
+
+    def cannot(*args):
+        calls.append(args)
+        raise OSError(errno.EXDEV, "cross-device")
+
+    monkeypatch.setattr(os, "copy_file_range", cannot)
+    assert dedup(paths, workdir / "refused.jsonl", show_progress=False) == expected[0]
+    assert len(calls) == 1  # once refused, not asked again
+    monkeypatch.delattr(os, "copy_file_range")
+    assert dedup(paths, workdir / "absent.jsonl", show_progress=False) == expected[0]
+    for name in ("copied", "refused", "absent"):
+        assert (workdir / f"{name}.jsonl").read_bytes() == expected[1], name
+
+
+def test_a_failing_copy_is_an_error_not_a_fallback(workdir, monkeypatch):
+    write(workdir / "in.jsonl", [example(f"q{i}") for i in range(100)])
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "copy_file_range", full)
+    with pytest.raises(OSError, match="No space"):
+        dedup([workdir / "in.jsonl"], workdir / "out.jsonl", show_progress=False)
+    assert not (workdir / "out.jsonl").exists()
+
+
+@pytest.mark.parametrize("key", ["example", "query"])
+def test_digests_are_the_stores(key):
+    """One key, one digest, whichever module computes it."""
+    records = [example("q", "p", None), example("q", "p", "n", kind="sts"), example("q\u00e9", "p2")]
+    chunk = digest_chunk(b"".join(json.dumps(r).encode() + b"\n" for r in records), key)
+    assert chunk.keys == [example_digest(decode_key(json.dumps(r).encode()), key) for r in records]
+
+
+def test_a_worker_error_reaches_the_caller(workdir):
+    workers = Workers(2)
+    try:
+        with pytest.raises(FileNotFoundError):
+            list(workers.digested([(workdir / "gone.jsonl", 0, 10, "example")] * 5))
+    finally:
+        workers.close()
+    assert not any(proc.is_alive() for proc in workers.procs)
+
+
+def test_few_chunks_are_digested_ahead_of_the_writer(workdir, monkeypatch):
+    """Memory stays a few chunks a worker, however far the writer falls behind."""
+    write(workdir / "in.jsonl", [example(f"q{i}") for i in range(200)])
+    jobs = [(workdir / "in.jsonl", s, e, "example") for s, e in dedup_module.chunks(workdir / "in.jsonl", 100)]
+    workers = Workers(2)
+    sent = []
+    send = Connection.send
+    monkeypatch.setattr(Connection, "send", lambda conn, job: (sent.append(job), send(conn, job))[1])
+    try:
+        digested = workers.digested(jobs)
+        next(digested)  # one chunk read: the jobs handed out ahead, and one in its place
+        assert len(jobs) > 50 and len(sent) == 2 * dedup_module.AHEAD_PER_PROCESS + 1
+        assert len(list(digested)) == len(jobs) - 1
+    finally:
+        workers.close()
