@@ -187,6 +187,9 @@ def test_a_resumed_run_may_use_other_endpoints(cli, pair, workdir):
     examples, _, third = read_run(workdir)
     assert len(examples) == 18 and len({e["index"] for e in examples}) == 18
     assert third["endpoint"] == b.base_url and third["endpoints"] == second["endpoints"]  # kept from before
+    assert generate(cli, "--n", 22, *urls(b, a)).status == 0
+    fourth = read_run(workdir)[2]
+    assert sum(c["answered"] for c in fourth["endpoints"].values()) == 8 + 4  # summed over the sessions
 
 
 def test_the_endpoints_are_not_part_of_the_fingerprint():
