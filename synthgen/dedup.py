@@ -203,7 +203,8 @@ def kept_ranges(chunk: ChunkKeys, seen: set[bytes]) -> tuple[list[tuple[int, int
     had; only those few take a Python step each: at ten million lines, a step per line would cost
     as much as the workers' parsing.
     """
-    repeats = list(compress(chunk.lines, map(seen.__contains__, chunk.keys)))
+    # isdisjoint first: a C loop without a call a key; a chunk with no repeat needs nothing more.
+    repeats = [] if seen.isdisjoint(chunk.keys) else list(compress(chunk.lines, map(seen.__contains__, chunk.keys)))
     seen.update(chunk.keys)
     offsets = chunk.offsets
     ranges, start = [], 0
