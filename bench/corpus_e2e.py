@@ -93,7 +93,7 @@ def main() -> None:
 
         before = evaluate(work, "", Path("corpus"))
         trained = run(synthgen("train", "split/train.jsonl", "--out", "model", "--epochs", "1", "--batch-size", "32",
-                               "-q"), work)
+                               "-q"), work, timeout=4 * 3600)  # 15 minutes on an idle machine; shared cores are slower
         assert trained.status == 0, trained.out
         steps.append(["train all-MiniLM-L6-v2, 1 epoch", f"{summary['train']:,} examples", f"{trained.wall:.1f}"])
         after = evaluate(work, str(work / "model"), Path("corpus"))
