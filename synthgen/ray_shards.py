@@ -106,6 +106,13 @@ def run_on_ray(config: Config, n: int, out: Path, address: str, shards: Optional
         task = ray.remote(run_shard).options(num_cpus=1, scheduling_strategy="SPREAD", max_retries=0)
         pending = {task.remote(job, index, count): index for index in range(count)}
         outcomes = _wait(ray, pending, folders, n, show_progress)
+    made, stopped = _gathered(outcomes, folders, count)
+    return RayRun(merge(made, out, brainstormed), stopped)
+
+
+def _gathered(outcomes: list[dict[str, Any]], folders: list[Path], count: int) -> tuple[list[Path], list[str]]:
+    """The shard folders to merge, and why shards stopped; BadInput when a shard refused its input or
+    wrote where this machine cannot see."""
     def said(outcome: dict[str, Any]) -> str:
         return f"shard {Shard(outcome['index'], count)}: {outcome['message']}"
 
@@ -121,7 +128,7 @@ def run_on_ray(config: Config, n: int, out: Path, address: str, shards: Optional
     stopped = [said(o) for o in outcomes if o["status"] in ("stopped", "failed")]
     if not made:
         raise RunStopped("; ".join(stopped))
-    return RayRun(merge(made, out, brainstormed), stopped)
+    return made, stopped
 
 
 async def _brainstorm_first(config: Config, n: int, resuming: bool, show_progress: bool) -> Optional[dict[str, Any]]:
