@@ -91,6 +91,7 @@ def main() -> None:
     args.repeats = 1 if args.quick else args.repeats
     stamp = f"{datetime.date.today().isoformat()}, {machine()}" + (" (--quick)" if args.quick else "")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SYNTHGEN_", "RAY_"))}
+    load_before = os.getloadavg()[1]
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         costs = ray_costs(work)
@@ -146,7 +147,8 @@ def main() -> None:
         f"Two shards at {concurrency} each against one process at {2 * concurrency}: "
         f"{wall[f'one {2 * concurrency}'] / both:.2f}x its speed as two processes "
         f"and a merge, {wall[f'one {2 * concurrency}'] / wall['ray']:.2f}x with --ray (medians of {args.repeats} "
-        "rounds, the four runs of a round back to back). On 2 cores the client "
+        "rounds, the four runs of a round back to back; the machine's 5-minute load average, from other jobs too, "
+        f"was {load_before:.1f} before and {os.getloadavg()[1]:.1f} after). On 2 cores the client "
         "and the server share the CPU, so shards gain here only what one process leaves idle; their use is "
         "machines (and servers) that one process cannot reach.\n\n"
         f"What --ray adds to the shards' own time ({median(shard_walls):.1f} s, the longest shard's, from its "
