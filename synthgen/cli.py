@@ -216,6 +216,16 @@ def generate(
         help="A folder of `synthgen corpus ingest`: ground every example in one of its passages "
              "([generate.corpus]: no brainstorm, the LLM writes each task), then mine negatives among them "
              "into OUT-mined.")] = None,
+    shard: Annotated[Optional[str], typer.Option(
+        metavar="K/M", help="Make only shard K of M (K from 0): the plan indices i with i % M == K, into "
+                            "OUT-shards/K-of-M. Same seed, config and task files on every machine; "
+                            "`synthgen merge OUT-shards --out OUT` joins them.")] = None,
+    ray: Annotated[Optional[str], typer.Option(
+        metavar="ADDRESS", help="Run the shards as Ray tasks and merge them into OUT: 'local' (a Ray instance on "
+                                "this machine), 'auto' (the cluster this machine is in) or the head's address "
+                                "(extra: ray).")] = None,
+    shards: Annotated[Optional[int], typer.Option(
+        min=1, max=100_000, help="With --ray: how many shards (default: one per node of the cluster).")] = None,
     config: ConfigFile = None,
     base_url: BaseUrl = None,
     model: Model = None,
@@ -232,24 +242,99 @@ def generate(
 
     from synthgen.generate import generate as run_generation
 
+    part = _shard_flags(shard, ray, shards, api_key)
     cfg = settings(config, base_url=base_url, model=model, api_key=api_key, backend=backend,
                    model_path=model_path, concurrency=concurrency, rpm=rpm, tpm=tpm, seed=seed, out=out, tasks=tasks, kinds=kinds, languages=languages)
     folder = Path(cfg.generate.out)
+    corpus_tasks = corpus is not None and tasks is not None
+    if ray is not None:
+        _generate_on_ray(cfg, n, folder, ray, shards, overwrite, max_requests, corpus, corpus_tasks, quiet)
+        return
+    if part is not None:
+        folder = RunFolder(folder).shard_folder(part.index, part.count)
     try:
         run = asyncio.run(run_generation(cfg, n, folder, overwrite, show_progress=not quiet, max_requests=max_requests,
-                                         corpus=corpus, corpus_tasks=corpus is not None and tasks is not None))
+                                         corpus=corpus, corpus_tasks=corpus_tasks, shard=part))
     except (KeyboardInterrupt, Interrupted):
         typer.echo(f"interrupted: what was written in {folder} is kept; to resume, run: {resume_command()}", err=True)
         raise typer.Exit(130) from None
     ledger, files = run.ledger, run.folder
     rejected = ", ".join(f"{reason} {count}" for reason, count in sorted(ledger.reasons.items())) or "none"
     typer.echo(f"{ledger.valid} valid examples in {files.examples}; rejected: {rejected} (see {files.rejects})")
-    if ledger.valid < n:
-        typer.echo(f"stopped short of {n}: the cap of {run.dispatcher.cap} requests was reached "
+    if ledger.valid < run.dispatcher.target:
+        typer.echo(f"stopped short of {run.dispatcher.target}: the cap of {run.dispatcher.cap} requests was reached "
                    f"(raise --max-requests and run again to go on)", err=True)
         raise typer.Exit(1)
-    if corpus is not None and cfg.generate.corpus.negatives:
+    if part is not None:
+        typer.echo(f"shard {part} is complete; once every shard is: synthgen merge {folder.parent} "
+                   f"--out {cfg.generate.out}" + (" (then mine its negatives with curate --mine-negatives --corpus)"
+                                                   if corpus is not None else ""))
+    elif corpus is not None and cfg.generate.corpus.negatives:
         _mine_grounded_run(cfg, files, corpus, quiet)
+
+
+def _shard_flags(shard: Optional[str], ray: Optional[str], shards: Optional[int], api_key: Optional[str]) -> Any:
+    """--shard K/M parsed (None without it); BadInput for flags that do not go together."""
+    if shards is not None and ray is None:
+        raise BadInput("--shards is for --ray (with --shard, M is the M of K/M)")
+    if ray is not None and shard is not None:
+        raise BadInput("give --shard or --ray, not both: --ray runs every shard")
+    if ray is not None and api_key:
+        raise BadInput("--ray does not send --api-key to the cluster: set OPENAI_API_KEY on every node (a local "
+                       "Ray instance takes this shell's)")
+    if shard is None:
+        return None
+    from synthgen.shards import Shard
+
+    try:
+        return Shard.parse(shard)
+    except ValueError as exc:
+        raise BadInput(f"--shard {exc}") from None
+
+
+def _generate_on_ray(cfg: "Config", n: int, out: Path, address: str, shards: Optional[int], overwrite: bool,
+                     max_requests: Optional[int], corpus: Optional[Path], corpus_tasks: bool, quiet: bool) -> None:
+    from synthgen.ray_shards import run_on_ray
+
+    try:
+        run = run_on_ray(cfg, n, out, address, shards, overwrite, max_requests, corpus, corpus_tasks,
+                         show_progress=not quiet)
+    except (KeyboardInterrupt, Interrupted):
+        typer.echo(f"interrupted: what the shards wrote in {RunFolder(out).shards} is kept; to resume, run: "
+                   f"{resume_command()}", err=True)
+        raise typer.Exit(130) from None
+    again = f"to go on, run the same command again (every shard resumes): {resume_command()}"
+    complete = _report_merge(run.merged, again)
+    if run.stopped:
+        raise RunStopped("; ".join(run.stopped) + f" (what every shard made is merged into {out})")
+    if not complete:
+        raise typer.Exit(1)
+    if corpus is not None and cfg.generate.corpus.negatives:
+        _mine_grounded_run(cfg, run.merged.out, corpus, quiet)
+
+
+def _report_merge(result: Any, again: Optional[str] = None) -> bool:
+    """Print the merge's summary, and what is missing on stderr; returns whether nothing is."""
+    from synthgen.merge import describe
+
+    summary, gaps = describe(result, again)
+    typer.echo(summary)
+    for line in gaps:
+        typer.echo(line, err=True)
+    return not gaps
+
+
+@app.command()
+def merge(
+    paths: Annotated[list[Path], typer.Argument(help="Shard folders (generate --shard), or the folders holding "
+                                                     "them (OUT-shards).")],
+    out: Annotated[Path, typer.Option(help="The run folder to write (replaces an earlier merge there).")] = Path("data/raw"),
+) -> None:
+    """Join the shards of one plan into one run folder; says which shards and plan indices are missing."""
+    from synthgen.merge import merge as merge_shards
+
+    if not _report_merge(merge_shards(paths, out)):
+        raise typer.Exit(1)
 
 
 def _mine_grounded_run(cfg: "Config", run: RunFolder, corpus: Path, quiet: bool) -> None:

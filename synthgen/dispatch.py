@@ -62,7 +62,8 @@ class Tracker(Protocol):
 
 
 class Dispatcher:
-    """Runs `handle(index)` for index 0, 1, 2, ... (skipping finished ones) on `concurrency` workers.
+    """Runs `handle(index)` for index 0, 1, 2, ... (or a shard's: first, first + step, ...; skipping
+    finished ones) on `concurrency` workers.
 
     It stops sending when `target` handles succeeded, `cap` indices were sent in all (earlier
     sessions' included), `stop()` was called, or the user interrupted. It never sends more than it
@@ -77,7 +78,10 @@ class Dispatcher:
         finished: Iterable[int] = (),
         succeeded: int = 0,
         tracker: Optional[Tracker] = None,
+        first: int = 0,
+        step: int = 1,
     ):
+        """first, step: the indices are first, first + step, ... (a shard's residue of the plan)."""
         self.target = target
         self.cap = cap
         self.concurrency = concurrency
@@ -85,7 +89,8 @@ class Dispatcher:
         self.succeeded = succeeded
         self.requests = len(self.finished)  # indices sent, this session and before
         self.in_flight = 0
-        self.next_index = 0
+        self.next_index = first
+        self.step = step
         self.stop_reason: Optional[str] = None
         self.interrupted = False
         self.tracker = tracker
@@ -119,9 +124,9 @@ class Dispatcher:
 
     def _take(self) -> int:
         while self.next_index in self.finished:
-            self.next_index += 1
+            self.next_index += self.step
         index = self.next_index
-        self.next_index += 1
+        self.next_index += self.step
         self.requests += 1
         self.in_flight += 1
         return index

@@ -32,6 +32,7 @@ from synthgen.sampling import (
     Planner,
 )
 from synthgen.schemas import answer_schema
+from synthgen.shards import Shard, check_same_shard, check_shard_tasks
 from synthgen.store import (
     CorpusFolder,
     Example,
@@ -41,6 +42,7 @@ from synthgen.store import (
     Reject,
     RunFolder,
     RunState,
+    ShardOf,
     Usage,
     example_digest,
     task_file,
@@ -140,9 +142,10 @@ class Generation:
                                  for name, kind in GROUNDED.items() for given in (False, True)}
         self.progress = Progress("generate", header.n, "ex", show_progress, initial=min(self.ledger.valid, header.n),
                                  usage=self.client.usage)
+        stride = {"first": header.shard.index, "step": header.shard.count} if header.shard else {}
         self.dispatcher = Dispatcher(header.n, header.request_cap, config.generate.concurrency,
                                      finished=state.valid | state.rejected, succeeded=self.ledger.valid,
-                                     tracker=self.progress)
+                                     tracker=self.progress, **stride)
 
     def manifest(self, status: str) -> Manifest:
         return self.ledger.manifest(status, self.dispatcher.stop_reason, self.client.usage)
@@ -286,6 +289,22 @@ async def brainstorm_shortfall(config: Config, backend: Backend, templates: Temp
     return records
 
 
+async def ready_tasks(config: Config, backend: Backend, templates: Templates, tasks: dict[str, list[str]], n: int,
+                      resuming: bool, show_progress: bool, shard: Optional[Shard] = None
+                      ) -> tuple[dict[str, int], dict[str, dict]]:
+    """The tasks each brainstormed kind needs for n examples, and what brainstorming did (for the
+    manifest). A run brainstorms the shortfall; a shard never does: every shard must plan with the
+    same task files."""
+    needed = needed_tasks(n, config.active_kinds(), config.brainstorm.examples_per_task)
+    needed = {name: needed[name] for name in tasks}  # the brainstormed kinds
+    if shard is not None:
+        short = check_shard_tasks(tasks, needed, Path(config.generate.tasks))
+        if short:
+            say(short)
+        return needed, {}
+    return needed, await brainstorm_shortfall(config, backend, templates, tasks, needed, resuming, show_progress)
+
+
 def _short_of_tasks(name: str, result: BrainstormResult, have: int, wanted: int) -> str:
     why = result.stop_reason if result.stop_reason else (
         f"{result.rounds_failed} of {result.sent} rounds gave no usable task, up to the request cap")
@@ -298,7 +317,8 @@ def task_report(tasks: dict[str, list[str]], needed: dict[str, int]) -> dict[str
 
 
 def run_header(config: Config, backend: Backend, parts: dict[str, str], n: int, cap: int,
-               brainstormed: Optional[dict], tasks: dict[str, dict], corpus: Optional[dict] = None) -> Manifest:
+               brainstormed: Optional[dict], tasks: dict[str, dict], corpus: Optional[dict] = None,
+               shard: Optional[ShardOf] = None) -> Manifest:
     return Manifest(
         synthgen_version=__version__,
         fingerprint=digest(parts),
@@ -313,6 +333,7 @@ def run_header(config: Config, backend: Backend, parts: dict[str, str], n: int, 
         brainstorm=brainstormed,
         tasks=tasks,
         corpus=corpus,
+        shard=shard,
         config=config.model_dump(mode="json", exclude={"llm": {"api_key"}}),
     )
 
@@ -320,13 +341,16 @@ def run_header(config: Config, backend: Backend, parts: dict[str, str], n: int, 
 async def generate(
     config: Config, n: int, out: Path, overwrite: bool = False, show_progress: bool = True,
     max_requests: Optional[int] = None, corpus: Optional[Path] = None, corpus_tasks: bool = False,
+    shard: Optional[Shard] = None,
 ) -> Generation:
     """corpus: a folder of `synthgen corpus ingest`: every example is grounded in one of its
     passages (no brainstorm: the LLM writes each task from its passage, or with corpus_tasks draws
-    it from the task files of [generate] tasks)."""
+    it from the task files of [generate] tasks). shard: make only that shard's share of the n
+    examples of the plan, in `out` (synthgen.shards)."""
     passages = CorpusFolder(corpus).index() if corpus is not None else None
     try:
-        return await _generate(config, n, out, overwrite, show_progress, max_requests, corpus, passages, corpus_tasks)
+        return await _generate(config, n, out, overwrite, show_progress, max_requests, corpus, passages, corpus_tasks,
+                               shard)
     finally:
         if passages is not None:
             passages.close()
@@ -334,7 +358,7 @@ async def generate(
 
 async def _generate(config: Config, n: int, out: Path, overwrite: bool, show_progress: bool,
                     max_requests: Optional[int], corpus: Optional[Path], passages: Optional[PassageIndex],
-                    corpus_tasks: bool) -> Generation:
+                    corpus_tasks: bool, shard: Optional[Shard]) -> Generation:
     templates = Templates(Path(config.prompts) if config.prompts else None, corpus=passages is not None,
                           given_tasks=corpus_tasks)
     if passages is None:
@@ -345,6 +369,7 @@ async def _generate(config: Config, n: int, out: Path, overwrite: bool, show_pro
         if overwrite:
             folder.remove_run()
         state = folder.read_state()
+        check_same_shard(state, shard, out)
         if all(tasks.values()):  # refuse a mismatched resume before anything is printed or sent
             check_same_run(state, fingerprint_parts(config, templates, tasks, passages), out)
         backend = open_backend(config)
@@ -353,10 +378,8 @@ async def _generate(config: Config, n: int, out: Path, overwrite: bool, show_pro
             if passages is not None:
                 say(f"grounded in {corpus}: {len(passages)} passages of {passages.documents} documents")
             if passages is None:
-                needed = needed_tasks(n, config.active_kinds(), config.brainstorm.examples_per_task)
-                needed = {name: needed[name] for name in tasks}  # the brainstormed kinds
-                subtypes = await brainstorm_shortfall(config, backend, templates, tasks, needed, not state.empty,
-                                                      show_progress)
+                needed, subtypes = await ready_tasks(config, backend, templates, tasks, n, not state.empty,
+                                                     show_progress, shard)
             else:  # grounded: the tasks given are the set, or the LLM writes them
                 needed, subtypes = {name: len(known) for name, known in tasks.items()}, {}
             spent = backend.client.usage.take_counts()  # kept apart: the manifest's counts are generation's
@@ -364,11 +387,13 @@ async def _generate(config: Config, n: int, out: Path, overwrite: bool, show_pro
             check_same_run(state, parts, out)
             if not state.empty:
                 say(f"resuming {out}: {len(state.valid)} valid and {len(state.rejected)} rejected already there")
-            cap = max_requests or request_cap(n, config.generate.request_cap_factor)
+            target = shard.target(n) if shard else n
+            cap = max_requests or request_cap(target, config.generate.request_cap_factor)
             brainstormed = {**spent, "subtypes": subtypes} if spent["http_requests"] else None
             described = {"path": str(corpus), "digest": passages.digest, "passages": len(passages),
                          "documents": passages.documents} if passages is not None else None
-            header = run_header(config, backend, parts, n, cap, brainstormed, task_report(tasks, needed), described)
+            header = run_header(config, backend, parts, target, cap, brainstormed, task_report(tasks, needed),
+                                described, shard.record(n) if shard else None)
             planner = (Planner(config, tasks) if passages is None
                        else GroundedPlanner(config, passages, tasks if corpus_tasks else None))
             generation = Generation(config, backend, templates, planner, folder, state, header, show_progress, passages)

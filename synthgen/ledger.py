@@ -10,13 +10,13 @@ import collections
 import dataclasses
 import threading
 import time
-from typing import Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import msgspec
 
 from synthgen.llm import EndpointCounts
 from synthgen.llm import Usage as ClientUsage
-from synthgen.store import Example, Manifest, Reject, RunFolder, RunState
+from synthgen.store import Example, Manifest, Reject, RunFolder, RunState, Usage
 from synthgen.tasks import TaskUses
 
 MANIFEST_EVERY = 2.0  # seconds between manifest updates during a run
@@ -56,24 +56,33 @@ class Ledger:
             self.header,
             status=status,
             stop_reason=stop_reason,
-            requests=self.valid + self.rejected_total,
-            valid=self.valid,
-            rejected_total=self.rejected_total,
-            rejected=dict(sorted(self.reasons.items())),
-            per_kind=dict(sorted(self.per_kind.items())),
-            http_requests=self.usage.http_requests,
-            retries=self.usage.retries,
-            prompt_tokens=self.usage.prompt_tokens,
-            completion_tokens=self.usage.completion_tokens,
+            **counted(self.valid, self.reasons, self.per_kind, self.usage, self.task_uses, self.header.tasks),
             cooldown_seconds=round(before.cooldown_seconds + client.cooldown_seconds, 3),
             wall_seconds=round(before.wall_seconds + time.monotonic() - self.started, 3),
             sessions=before.sessions + 1,
             structured_output=dict(client.structured_output),
             endpoints=endpoint_report(before.endpoints, client.endpoints),
             brainstorm=self.header.brainstorm or before.brainstorm,
-            tasks={kind: {**figures, "examples_per_task": self.task_uses.summary(kind)}
-                   for kind, figures in self.header.tasks.items()},
         )
+
+
+def counted(valid: int, reasons: Mapping[str, int], per_kind: Mapping[str, int], usage: Usage, task_uses: TaskUses,
+            tasks: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The manifest's fields counted from a run's records: requests, examples, rejects by reason,
+    tokens, and the examples per task of each brainstormed kind (`tasks`: the header's figures)."""
+    rejected = sum(reasons.values())
+    return {
+        "requests": valid + rejected,
+        "valid": valid,
+        "rejected_total": rejected,
+        "rejected": dict(sorted(reasons.items())),
+        "per_kind": dict(sorted(per_kind.items())),
+        "http_requests": usage.http_requests,
+        "retries": usage.retries,
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "tasks": {kind: {**figures, "examples_per_task": task_uses.summary(kind)} for kind, figures in tasks.items()},
+    }
 
 
 def endpoint_report(before: dict[str, dict[str, int]], now: dict[str, EndpointCounts]) -> dict[str, dict[str, int]]:

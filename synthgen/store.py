@@ -114,6 +114,34 @@ class Task(msgspec.Struct, kw_only=True, omit_defaults=True):
     persona: Optional[str] = None
 
 
+class ShardOf(msgspec.Struct):
+    """generate --shard K/M: the run folder holds the plan indices i with i % count == index."""
+
+    index: int
+    count: int
+    plan_n: int  # the whole plan's n; the shard's own is its share of it
+
+
+class ShardReport(msgspec.Struct, kw_only=True):
+    """What one shard gave a merge (synthgen merge): its state, and what it still owes."""
+
+    index: int
+    folder: str
+    status: str
+    valid: int
+    target: int  # its share of the plan's n
+    unasked: int  # plan indices below n of its residue no request was sent for yet
+
+
+class MergeReport(msgspec.Struct, kw_only=True):
+    """A merged run's shards: those merged, those missing, and the examples one shard repeated of another."""
+
+    count: int
+    merged: list[ShardReport] = []
+    missing: list[int] = []
+    duplicates: int = 0  # examples already in an earlier shard, moved to the rejects as duplicate
+
+
 class Manifest(msgspec.Struct, kw_only=True):
     """A run's settings and totals, rewritten atomically during the run and at its end.
 
@@ -153,11 +181,13 @@ class Manifest(msgspec.Struct, kw_only=True):
     tasks: dict[str, dict[str, Any]] = {}
     # generate --corpus: the corpus folder, its digest, passages and documents.
     corpus: Optional[dict[str, Any]] = None
+    shard: Optional[ShardOf] = None  # generate --shard K/M: which part of the plan this folder holds
+    shards: Optional[MergeReport] = None  # synthgen merge: the shards this run was joined from
     config: dict[str, Any] = {}
 
 
-class _Indexed(msgspec.Struct):
-    """What resuming needs of an example or a reject line."""
+class IndexedRecord(msgspec.Struct):
+    """What resuming (and merging) needs of an example or a reject line."""
 
     index: int
     kind: str
@@ -170,7 +200,7 @@ _encode = msgspec.json.Encoder().encode
 _example_decoder = msgspec.json.Decoder(Example)
 _key_decoder = msgspec.json.Decoder(ExampleKey)
 _task_decoder = msgspec.json.Decoder(Task)
-_indexed_decoder = msgspec.json.Decoder(_Indexed)
+_indexed_decoder = msgspec.json.Decoder(IndexedRecord)
 _manifest_decoder = msgspec.json.Decoder(Manifest)
 
 
@@ -336,6 +366,7 @@ EXAMPLES_NAME = "examples.jsonl"
 REJECTS_NAME = "rejects.jsonl"
 MANIFEST_NAME = "manifest.json"
 MINED_SUFFIX = "-mined"
+SHARDS_SUFFIX = "-shards"
 
 
 @dataclass
@@ -354,6 +385,30 @@ class RunState:
     @property
     def empty(self) -> bool:
         return not self.valid and not self.rejected
+
+    def add_example(self, line: bytes, record: Union["IndexedRecord", Example]) -> bool:
+        """Count an example line of the run; False (nothing counted) when its index already is."""
+        if record.index is None or record.index in self.valid:
+            return False
+        self.valid.add(record.index)
+        self.per_kind[record.kind] = self.per_kind.get(record.kind, 0) + 1
+        if record.usage is not None:
+            self.usage.add(record.usage)
+        self.keys.add(example_digest(decode_key(line)))
+        used = (record.kind, record.task or "")
+        self.task_uses[used] = self.task_uses.get(used, 0) + 1
+        return True
+
+    def add_reject(self, record: Union["IndexedRecord", Reject]) -> bool:
+        """Count a reject of the run; False (nothing counted) when its index already is."""
+        if record.index in self.rejected:
+            return False
+        self.rejected.add(record.index)
+        reason = record.reason or "unknown"
+        self.reasons[reason] = self.reasons.get(reason, 0) + 1
+        if record.usage is not None:
+            self.usage.add(record.usage)
+        return True
 
 
 class RunFolder:
@@ -405,25 +460,34 @@ class RunFolder:
     def read_state(self) -> RunState:
         """Read what an earlier run left; a torn last line (a kill mid-write) is cut off first."""
         state = RunState(manifest=self.read_manifest())
-        for path in (self.examples, self.rejects):
-            if not path.exists():
-                continue
-            is_examples = path == self.examples
-            indices = state.valid if is_examples else state.rejected
-            counts = state.per_kind if is_examples else state.reasons
-            for line, record in ledger_records(path, _indexed_decoder):
-                if record.index in indices:
-                    continue
-                indices.add(record.index)
-                name = record.kind if is_examples else (record.reason or "unknown")
-                counts[name] = counts.get(name, 0) + 1
-                if record.usage is not None:
-                    state.usage.add(record.usage)
-                if is_examples:
-                    state.keys.add(example_digest(decode_key(line)))
-                    used = (record.kind, record.task or "")
-                    state.task_uses[used] = state.task_uses.get(used, 0) + 1
+        for line, record in self.example_records():
+            state.add_example(line, record)
+        for _, record in self.reject_records():
+            state.add_reject(record)
         return state
+
+    def example_records(self) -> Iterator[tuple[bytes, "IndexedRecord"]]:
+        """(line, what resuming needs of it) for each example line; a torn last line is cut off first."""
+        return ledger_records(self.examples, _indexed_decoder) if self.examples.exists() else iter(())
+
+    def reject_records(self) -> Iterator[tuple[bytes, "IndexedRecord"]]:
+        return ledger_records(self.rejects, _indexed_decoder) if self.rejects.exists() else iter(())
+
+    @property
+    def shards(self) -> Path:
+        """Where the shards of the run OUT are written (generate --shard, --ray): OUT-shards, beside
+        the run (inside it, a walk of OUT would read every example twice)."""
+        path = self.path.resolve() if not self.path.name else self.path
+        return path.with_name(path.name + SHARDS_SUFFIX)
+
+    def shard_folder(self, index: int, count: int) -> Path:
+        """Shard index/count's own folder: OUT-shards/<index>-of-<count>."""
+        return self.shards / f"{index}-of-{count}"
+
+    def merged_output(self) -> "KeptAndDropped":
+        """The folder locked, and a merged run's examples and rejects written under temporary names,
+        committed with its manifest (synthgen merge): on an error, nothing replaced."""
+        return KeptAndDropped(self.path, "merge", self.examples, self.rejects, self.manifest)
 
     def example_writer(self) -> LineAppender:
         return LineAppender(self.examples, _encode)
@@ -604,7 +668,7 @@ def write_records(path: Path, records: Iterable[msgspec.Struct]) -> None:
     write_atomic(path, b"".join(_encode(record) + b"\n" for record in records))
 
 
-def write_report(path: Path, report: dict[str, Any]) -> None:
+def write_report(path: Path, report: Union[dict[str, Any], msgspec.Struct]) -> None:
     write_atomic(path, pretty_json(report))
 
 
@@ -677,10 +741,17 @@ class KeptAndDropped:
     def keep(self, record: msgspec.Struct) -> None:
         self._kept.file.write(_encode(record) + b"\n")
 
+    def keep_line(self, line: bytes) -> None:
+        """A record kept as it was read (a line ending in a newline)."""
+        self._kept.file.write(line)
+
     def drop(self, record: msgspec.Struct) -> None:
         self._dropped.file.write(_encode(record) + b"\n")
 
-    def commit(self, report: dict[str, Any]) -> None:
+    def drop_line(self, line: bytes) -> None:
+        self._dropped.file.write(line)
+
+    def commit(self, report: Union[dict[str, Any], msgspec.Struct]) -> None:
         self._kept.commit()
         self._dropped.commit()
         write_report(self._report, report)
