@@ -16,7 +16,7 @@ import msgspec
 
 from synthgen.llm import EndpointCounts
 from synthgen.llm import Usage as ClientUsage
-from synthgen.store import Example, Manifest, Reject, RunFolder, RunState
+from synthgen.store import Example, Manifest, Reject, RunFolder, RunState, add_usage
 from synthgen.tasks import TaskUses
 
 MANIFEST_EVERY = 2.0  # seconds between manifest updates during a run
@@ -31,6 +31,7 @@ class Ledger:
         self.per_kind = collections.Counter(state.per_kind)
         self.reasons = collections.Counter(state.reasons)
         self.usage = msgspec.structs.replace(state.usage)
+        self.via = {way: msgspec.structs.replace(usage) for way, usage in state.via.items()}
         self.task_uses = TaskUses(state.task_uses)
         self.started = time.monotonic()
 
@@ -43,12 +44,12 @@ class Ledger:
         self.per_kind[example.kind] += 1
         self.task_uses.add(example.kind, example.task)
         if example.usage is not None:
-            self.usage.add(example.usage)
+            add_usage(self.usage, self.via, example.usage)
 
     def add_reject(self, reject: Reject) -> None:
         self.reasons[reject.reason] += 1
         if reject.usage is not None:
-            self.usage.add(reject.usage)
+            add_usage(self.usage, self.via, reject.usage)
 
     def manifest(self, status: str, stop_reason: Optional[str], client: ClientUsage) -> Manifest:
         before = self.before
@@ -65,6 +66,8 @@ class Ledger:
             retries=self.usage.retries,
             prompt_tokens=self.usage.prompt_tokens,
             completion_tokens=self.usage.completion_tokens,
+            via=dict(sorted(self.via.items())),
+            batch=self.header.batch or before.batch,
             cooldown_seconds=round(before.cooldown_seconds + client.cooldown_seconds, 3),
             wall_seconds=round(before.wall_seconds + time.monotonic() - self.started, 3),
             sessions=before.sessions + 1,
