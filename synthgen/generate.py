@@ -10,17 +10,16 @@ from pathlib import Path
 from typing import Optional, Union
 
 from synthgen import __version__
-from synthgen.answers import DUPLICATE, REQUEST_FAILED, Verdict, validate_answer
+from synthgen.answering import Recorder, RequestRenderer, usage_of
 from synthgen.backends import Backend, open_backend
 from synthgen.brainstorm import BrainstormResult, brainstorm
 from synthgen.config import Config, digest
 from synthgen.console import say
 from synthgen.dispatch import Dispatcher, FailureWindow, request_cap
 from synthgen.errors import BadInput, Interrupted, RunStopped
-from synthgen.grounded import GROUNDED, PASSAGE
 from synthgen.kinds import KINDS
 from synthgen.ledger import Ledger, ManifestWriter
-from synthgen.llm import Completion, RequestFailed, StopRun
+from synthgen.llm import RequestFailed, StopRun
 from synthgen.progress import Progress
 from synthgen.prompts import Templates
 from synthgen.sampling import (
@@ -28,21 +27,15 @@ from synthgen.sampling import (
     GROUNDED_PLAN_VERSION,
     PLAN_VERSION,
     GroundedPlanner,
-    PlanItem,
     Planner,
 )
-from synthgen.schemas import answer_schema
 from synthgen.store import (
     CorpusFolder,
-    Example,
     Manifest,
-    Passage,
     PassageIndex,
-    Reject,
     RunFolder,
     RunState,
     Usage,
-    example_digest,
     task_file,
     tasks_folder,
 )
@@ -79,46 +72,6 @@ def check_same_run(state: RunState, parts: dict[str, str], out: Path) -> None:
         )
 
 
-def usage_of(completion: Completion) -> Usage:
-    return Usage(completion.http_requests, completion.retries, completion.prompt_tokens, completion.completion_tokens)
-
-
-def to_example(item: PlanItem, answer: dict, run_id: str, model: str, seed: int, usage: Usage) -> Example:
-    """A validated answer as the stored example of plan item `item`."""
-    query, positive, negative = KINDS[item.kind].normalise(answer)
-    return Example(
-        id=f"{run_id}-{item.index}",
-        index=item.index,
-        kind=item.kind,
-        task=item.task,
-        language=item.language,
-        query=query,
-        positive=positive,
-        negative=negative,
-        placeholders=item.placeholders,
-        raw=answer,
-        model=model,
-        seed=seed,
-        usage=usage,
-    )
-
-
-def grounded_example(item: PlanItem, answer: dict[str, str], passage: Passage, run_id: str, model: str, seed: int,
-                     usage: Usage) -> Example:
-    """A validated grounded answer as the stored example of plan item `item`, with its provenance."""
-    query, positive = GROUNDED[item.kind].sides(answer, passage.text)
-    return Example(id=f"{run_id}-{item.index}", index=item.index, kind=item.kind, task=item.task or answer["task"],
-                   language=item.language, query=query, positive=positive, negative=None,
-                   placeholders=item.placeholders, raw=answer, model=model, seed=seed, usage=usage,
-                   passage_id=passage.id, doc_id=passage.doc_id)
-
-
-def to_reject(item: PlanItem, verdict: Verdict, text: str, finish_reason: Optional[str], model: str, seed: int,
-              usage: Usage) -> Reject:
-    return Reject(index=item.index, kind=item.kind, reason=verdict.reason or "", detail=verdict.detail,
-                  finish_reason=finish_reason, text=text, model=model, seed=seed, usage=usage)
-
-
 class Generation:
     """One session of a run: asks for each planned index, turns answers into records, keeps the books."""
 
@@ -126,18 +79,13 @@ class Generation:
                  folder: RunFolder, state: RunState, header: Manifest, show_progress: bool = True,
                  passages: Optional[PassageIndex] = None):
         self.config = config
-        self.passages = passages
         self.client = backend.client
-        self.templates = templates
         self.planner = planner
         self.folder = folder
         self.ledger = Ledger(state, header)
-        self.keys = state.keys
-        self.run_id = header.fingerprint[:10]
+        self.requests = RequestRenderer(config, templates, planner, passages)
+        self.recorder = Recorder(self.ledger, state.keys, self.client.model, planner.seed)
         self.failures = FailureWindow()
-        self.schemas = {name: answer_schema(kind.answer) for name, kind in KINDS.items()}
-        self.grounded_schemas = {(name, given): answer_schema(kind.given_task_answer if given else kind.answer)
-                                 for name, kind in GROUNDED.items() for given in (False, True)}
         self.progress = Progress("generate", header.n, "ex", show_progress, initial=min(self.ledger.valid, header.n),
                                  usage=self.client.usage)
         self.dispatcher = Dispatcher(header.n, header.request_cap, config.generate.concurrency,
@@ -153,8 +101,7 @@ class Generation:
         writer.write(self.manifest("running"))  # before the first request: examples never lack their fingerprint
         restore = self.dispatcher.catch_interrupts()
         ticker = asyncio.create_task(writer.write_often(lambda: self.manifest("running")))
-        self.examples = self.folder.example_writer()
-        self.rejects = self.folder.reject_writer()
+        self.recorder.open(self.folder)
         try:
             async with self.progress:
                 await self.dispatcher.run(self._request)
@@ -163,64 +110,28 @@ class Generation:
         finally:
             restore()
             ticker.cancel()
-            self.examples.close()
-            self.rejects.close()
+            self.recorder.close()
             outcome = self.dispatcher.outcome
             writer.write(self.manifest("stopped" if outcome == "capped" else outcome))  # capped: stopped short of N
         return self.dispatcher.outcome
 
     async def _request(self, index: int) -> bool:
-        item = self.planner.item(index)
-        model, seed = self.client.model, self.planner.seed
-        passage = self.passages[item.passage] if self.passages is not None and item.passage is not None else None
-        if passage is None:
-            prompt, schema = self.templates.generate[item.kind].render(item.placeholders), self.schemas[item.kind]
-        else:
-            prompt = self.templates.corpus[item.kind].render({**item.placeholders, PASSAGE: passage.text})
-            schema = self.grounded_schemas[(item.kind, bool(item.task))]
+        request = self.requests.render(index)
         try:
             completion = await self.client.complete(
-                prompt,
-                max_tokens=self.config.llm.max_tokens[item.kind],
-                schema=schema,
-                schema_name=item.kind,
+                request.prompt,
+                max_tokens=request.max_tokens,
+                schema=request.schema,
+                schema_name=request.item.kind,
             )
         except RequestFailed as exc:
-            failed = Verdict(reason=REQUEST_FAILED, detail=str(exc))
-            self._reject(to_reject(item, failed, "", None, model, seed, Usage(http_requests=exc.http_requests)))
+            self.recorder.failure(request.item, str(exc), Usage(http_requests=exc.http_requests))
             stop = self.failures.record(True, str(exc))
             if stop:
                 self.dispatcher.stop(stop)
             return False
         self.failures.record(False)
-        usage = usage_of(completion)
-        if passage is None:
-            verdict = validate_answer(completion, KINDS[item.kind].answer)
-        else:
-            grounded = GROUNDED[item.kind]
-            verdict = validate_answer(completion, grounded.given_task_answer if item.task else grounded.answer)
-            if verdict.reason is None:
-                verdict = grounded.check(verdict.value, passage.text) or verdict
-        if verdict.reason:
-            self._reject(to_reject(item, verdict, completion.text, completion.finish_reason, model, seed, usage))
-            return False
-        if passage is None:
-            example = to_example(item, verdict.value, self.run_id, model, seed, usage)
-        else:
-            example = grounded_example(item, verdict.value, passage, self.run_id, model, seed, usage)
-        key = example_digest(example)
-        if key in self.keys:  # the same example again: the user asked for N distinct ones
-            repeat = Verdict(reason=DUPLICATE, detail="the same example is already in the run")
-            self._reject(to_reject(item, repeat, completion.text, completion.finish_reason, model, seed, usage))
-            return False
-        self.keys.add(key)
-        self.examples.write(example)
-        self.ledger.add_example(example)
-        return True
-
-    def _reject(self, reject: Reject) -> None:
-        self.rejects.write(reject)
-        self.ledger.add_reject(reject)
+        return self.recorder.answer(request, completion, usage_of(completion))
 
 
 def load_all_tasks(config: Config) -> dict[str, list[str]]:
