@@ -28,6 +28,7 @@ else:  # pragma: no cover
 # The stages are imported inside their commands: `synthgen --help` must not pay for openai & co.
 if TYPE_CHECKING:
     from synthgen.config import Config
+    from synthgen.results_files import ResultsFileSession
 
 app = typer.Typer(
     add_completion=False,
@@ -216,6 +217,11 @@ def generate(
         help="A folder of `synthgen corpus ingest`: ground every example in one of its passages "
              "([generate.corpus]: no brainstorm, the LLM writes each task), then mine negatives among them "
              "into OUT-mined.")] = None,
+    write_requests: Annotated[Optional[Path], typer.Option(
+        metavar="FILE", help="Write the next round's requests for `vllm run-batch -i FILE` instead of sending them.")] = None,
+    read_results: Annotated[Optional[Path], typer.Option(
+        metavar="FILE", exists=True, dir_okay=False,
+        help="Read a results file (`vllm run-batch -o FILE`) into the run, then write the next round's requests.")] = None,
     config: ConfigFile = None,
     base_url: BaseUrl = None,
     model: Model = None,
@@ -231,25 +237,53 @@ def generate(
     import asyncio
 
     from synthgen.generate import generate as run_generation
+    from synthgen.rounds import BatchOptions
 
+    rounds = BatchOptions(False, write_requests, read_results) if write_requests or read_results else None
     cfg = settings(config, base_url=base_url, model=model, api_key=api_key, backend=backend,
                    model_path=model_path, concurrency=concurrency, rpm=rpm, tpm=tpm, seed=seed, out=out, tasks=tasks, kinds=kinds, languages=languages)
+    if rounds is not None and cfg.llm.backend == "local":
+        raise BadInput("the embedded model answers live: --write-requests and --read-results are for an "
+                       "endpoint's model")
     folder = Path(cfg.generate.out)
     try:
         run = asyncio.run(run_generation(cfg, n, folder, overwrite, show_progress=not quiet, max_requests=max_requests,
-                                         corpus=corpus, corpus_tasks=corpus is not None and tasks is not None))
+                                         corpus=corpus, corpus_tasks=corpus is not None and tasks is not None,
+                                         batch=rounds))
     except (KeyboardInterrupt, Interrupted):
         typer.echo(f"interrupted: what was written in {folder} is kept; to resume, run: {resume_command()}", err=True)
         raise typer.Exit(130) from None
     ledger, files = run.ledger, run.folder
+    if rounds is not None and not rounds.api:
+        from synthgen.results_files import ResultsFileSession
+
+        assert isinstance(run, ResultsFileSession)
+        _report_files_round(run, cfg)
+        if ledger.valid < n and run.written is not None:
+            return
     rejected = ", ".join(f"{reason} {count}" for reason, count in sorted(ledger.reasons.items())) or "none"
     typer.echo(f"{ledger.valid} valid examples in {files.examples}; rejected: {rejected} (see {files.rejects})")
     if ledger.valid < n:
-        typer.echo(f"stopped short of {n}: the cap of {run.dispatcher.cap} requests was reached "
+        typer.echo(f"stopped short of {n}: the cap of {ledger.header.request_cap} requests was reached "
                    f"(raise --max-requests and run again to go on)", err=True)
         raise typer.Exit(1)
     if corpus is not None and cfg.generate.corpus.negatives:
         _mine_grounded_run(cfg, files, corpus, quiet)
+
+
+def _report_files_round(run: "ResultsFileSession", cfg: "Config") -> None:
+    """What --read-results read, and where the next round went, with the two commands that go on."""
+    for line in run.report():
+        typer.echo(line)
+    if run.written is None:
+        return
+    requests = run.written
+    results = run.options.read_results or requests.with_name(requests.name.replace("requests", "results")
+                                                             if "requests" in requests.name else requests.stem + "-results.jsonl")
+    again = command_line(without=("--write-requests", "--read-results"))
+    typer.echo(f"next round: {run.written_requests} requests in {requests}; run them, e.g. "
+               f"`vllm run-batch -i {shlex.quote(str(requests))} -o {shlex.quote(str(results))} --model "
+               f"{shlex.quote(cfg.llm.model)}`, then `{again} --read-results {shlex.quote(str(results))}`")
 
 
 def _mine_grounded_run(cfg: "Config", run: RunFolder, corpus: Path, quiet: bool) -> None:
@@ -616,13 +650,19 @@ def corpus_ingest(
 
 def resume_command() -> str:
     """The command line that was run, minus an --api-key value (the key is never printed)."""
+    return command_line()
+
+
+def command_line(without: tuple[str, ...] = ()) -> str:
+    """The command line that was run, minus --api-key and the options named, with their values."""
+    dropped = ("--api-key", *without)
     args, skip = [], False
     for arg in sys.argv[1:]:
         if skip:
             skip = False
-        elif arg == "--api-key":
+        elif arg in dropped:
             skip = True
-        elif not arg.startswith("--api-key="):
+        elif not arg.startswith(tuple(f"{option}=" for option in dropped)):
             args.append(arg)
     return shlex.join(["synthgen", *args])
 

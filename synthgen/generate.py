@@ -7,7 +7,7 @@ config always give the same prompts, and a rerun skips every index already answe
 
 import asyncio
 from pathlib import Path
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 from synthgen import __version__
 from synthgen.answering import Recorder, RequestRenderer, usage_of
@@ -22,6 +22,13 @@ from synthgen.ledger import Ledger, ManifestWriter
 from synthgen.llm import RequestFailed, StopRun
 from synthgen.progress import Progress
 from synthgen.prompts import Templates
+from synthgen.rounds import (
+    BatchOptions,
+    NoEndpoint,
+    check_tasks_without_endpoint,
+    files_backend,
+    refuse_batches_at_provider,
+)
 from synthgen.sampling import (
     GROUNDED_PLAN_SETTINGS,
     GROUNDED_PLAN_VERSION,
@@ -40,6 +47,11 @@ from synthgen.store import (
     tasks_folder,
 )
 from synthgen.tasks import diversity, needed_tasks
+
+if TYPE_CHECKING:
+    from synthgen.results_files import ResultsFileSession
+
+    Session = Union["Generation", ResultsFileSession]
 
 
 def fingerprint_parts(config: Config, templates: Templates, tasks: dict[str, list[str]],
@@ -91,6 +103,10 @@ class Generation:
         self.dispatcher = Dispatcher(header.n, header.request_cap, config.generate.concurrency,
                                      finished=state.valid | state.rejected, succeeded=self.ledger.valid,
                                      tracker=self.progress)
+
+    @property
+    def stop_reason(self) -> Optional[str]:
+        return self.dispatcher.stop_reason
 
     def manifest(self, status: str) -> Manifest:
         return self.ledger.manifest(status, self.dispatcher.stop_reason, self.client.usage)
@@ -231,21 +247,35 @@ def run_header(config: Config, backend: Backend, parts: dict[str, str], n: int, 
 async def generate(
     config: Config, n: int, out: Path, overwrite: bool = False, show_progress: bool = True,
     max_requests: Optional[int] = None, corpus: Optional[Path] = None, corpus_tasks: bool = False,
-) -> Generation:
+    batch: Optional[BatchOptions] = None,
+) -> "Session":
     """corpus: a folder of `synthgen corpus ingest`: every example is grounded in one of its
     passages (no brainstorm: the LLM writes each task from its passage, or with corpus_tasks draws
-    it from the task files of [generate] tasks)."""
+    it from the task files of [generate] tasks). batch: the requests go in rounds, through the
+    Batch API or as files for an offline runner, instead of live."""
     passages = CorpusFolder(corpus).index() if corpus is not None else None
     try:
-        return await _generate(config, n, out, overwrite, show_progress, max_requests, corpus, passages, corpus_tasks)
+        return await _generate(config, n, out, overwrite, show_progress, max_requests, corpus, passages, corpus_tasks,
+                               batch)
     finally:
         if passages is not None:
             passages.close()
 
 
+def _session(config: Config, backend: Backend, templates: Templates, planner: Union[Planner, GroundedPlanner],
+             folder: RunFolder, state: RunState, header: Manifest, show_progress: bool,
+             passages: Optional[PassageIndex], batch: Optional[BatchOptions]) -> "Session":
+    """The run's session: live, through the Batch API, or as request and result files."""
+    if batch is None:
+        return Generation(config, backend, templates, planner, folder, state, header, show_progress, passages)
+    from synthgen.results_files import ResultsFileSession
+
+    return ResultsFileSession(config, templates, planner, folder, state, header, batch, show_progress, passages)
+
+
 async def _generate(config: Config, n: int, out: Path, overwrite: bool, show_progress: bool,
                     max_requests: Optional[int], corpus: Optional[Path], passages: Optional[PassageIndex],
-                    corpus_tasks: bool) -> Generation:
+                    corpus_tasks: bool, batch: Optional[BatchOptions]) -> "Session":
     templates = Templates(Path(config.prompts) if config.prompts else None, corpus=passages is not None,
                           given_tasks=corpus_tasks)
     if passages is None:
@@ -254,11 +284,14 @@ async def _generate(config: Config, n: int, out: Path, overwrite: bool, show_pro
         tasks = load_grounded_tasks(config) if corpus_tasks else {}
     with RunFolder(out).open("generate") as folder:
         if overwrite:
+            refuse_batches_at_provider(folder.read_manifest(), out, "starting over")
             folder.remove_run()
         state = folder.read_state()
+        if batch is None or not batch.api:
+            refuse_batches_at_provider(state.manifest, out, "asking for their requests another way")
         if all(tasks.values()):  # refuse a mismatched resume before anything is printed or sent
             check_same_run(state, fingerprint_parts(config, templates, tasks, passages), out)
-        backend = open_backend(config)
+        backend = files_backend(config) if batch is not None and not batch.api else open_backend(config)
         try:
             say(f"synthgen {__version__}: {backend.description}")
             if passages is not None:
@@ -266,8 +299,12 @@ async def _generate(config: Config, n: int, out: Path, overwrite: bool, show_pro
             if passages is None:
                 needed = needed_tasks(n, config.active_kinds(), config.brainstorm.examples_per_task)
                 needed = {name: needed[name] for name in tasks}  # the brainstormed kinds
-                subtypes = await brainstorm_shortfall(config, backend, templates, tasks, needed, not state.empty,
-                                                      show_progress)
+                if isinstance(backend.client, NoEndpoint):
+                    check_tasks_without_endpoint(tasks, needed)
+                    subtypes = {}
+                else:
+                    subtypes = await brainstorm_shortfall(config, backend, templates, tasks, needed, not state.empty,
+                                                          show_progress)
             else:  # grounded: the tasks given are the set, or the LLM writes them
                 needed, subtypes = {name: len(known) for name, known in tasks.items()}, {}
             spent = backend.client.usage.take_counts()  # kept apart: the manifest's counts are generation's
@@ -282,12 +319,13 @@ async def _generate(config: Config, n: int, out: Path, overwrite: bool, show_pro
             header = run_header(config, backend, parts, n, cap, brainstormed, task_report(tasks, needed), described)
             planner = (Planner(config, tasks) if passages is None
                        else GroundedPlanner(config, passages, tasks if corpus_tasks else None))
-            generation = Generation(config, backend, templates, planner, folder, state, header, show_progress, passages)
+            generation = _session(config, backend, templates, planner, folder, state, header, show_progress, passages,
+                                  batch)
             outcome = await generation.run()
         finally:
             await backend.client.aclose()
     if outcome == "stopped":
-        raise RunStopped(generation.dispatcher.stop_reason or "stopped")
+        raise RunStopped(generation.stop_reason or "stopped")
     if outcome == "interrupted":
         raise Interrupted()
     return generation
