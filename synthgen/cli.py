@@ -217,6 +217,8 @@ def generate(
         help="A folder of `synthgen corpus ingest`: ground every example in one of its passages "
              "([generate.corpus]: no brainstorm, the LLM writes each task), then mine negatives among them "
              "into OUT-mined.")] = None,
+    batch: Annotated[bool, typer.Option("--batch", help="Through the OpenAI Batch API ([batch]: half price, answers "
+                                                        "within 24 h); the same command again collects.")] = False,
     write_requests: Annotated[Optional[Path], typer.Option(
         metavar="FILE", help="Write the next round's requests for `vllm run-batch -i FILE` instead of sending them.")] = None,
     read_results: Annotated[Optional[Path], typer.Option(
@@ -239,12 +241,19 @@ def generate(
     from synthgen.generate import generate as run_generation
     from synthgen.rounds import BatchOptions
 
-    rounds = BatchOptions(False, write_requests, read_results) if write_requests or read_results else None
+    if batch and (write_requests or read_results):
+        raise BadInput("--batch sends the requests to the Batch API; --write-requests and --read-results are for an "
+                       "offline runner: give one or the other")
+    rounds = BatchOptions(batch, write_requests, read_results) if batch or write_requests or read_results else None
     cfg = settings(config, base_url=base_url, model=model, api_key=api_key, backend=backend,
                    model_path=model_path, concurrency=concurrency, rpm=rpm, tpm=tpm, seed=seed, out=out, tasks=tasks, kinds=kinds, languages=languages)
     if rounds is not None and cfg.llm.backend == "local":
-        raise BadInput("the embedded model answers live: --write-requests and --read-results are for an "
+        raise BadInput("the embedded model answers live: --batch, --write-requests and --read-results are for an "
                        "endpoint's model")
+    if batch:
+        from synthgen.batch_api import batch_endpoint
+
+        batch_endpoint(cfg)  # before a brainstorm spends anything
     folder = Path(cfg.generate.out)
     try:
         run = asyncio.run(run_generation(cfg, n, folder, overwrite, show_progress=not quiet, max_requests=max_requests,
@@ -646,6 +655,55 @@ def corpus_ingest(
 
     cfg = load_config(config, os.environ, {"corpus": {"text_field": text_field}})
     typer.echo(summary(ingest(paths, out, cfg, show_progress=not quiet), out))
+
+
+batch_app = typer.Typer(help="The batches of a `generate --batch` run at the OpenAI Batch API.")
+app.add_typer(batch_app, name="batch")
+RunDir = Annotated[Path, typer.Argument(help="The run folder (generate --out).")]
+
+
+@batch_app.command("status")
+def batch_status(
+    folder: RunDir = Path("data/raw"),
+    config: ConfigFile = None,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Each batch of the run: its round, requests, status at the Batch API and what it ran."""
+    import asyncio
+
+    from synthgen.batch_api import batch_status as status_of
+
+    cfg = settings(config, base_url=base_url, api_key=api_key)
+    from synthgen.tables import table
+
+    manifest, jobs = asyncio.run(status_of(cfg, folder))
+    rows = [[job.round, job.part, f"{job.requests:,}", job.batch_id or job.file, job.status, f"{job.completed:,}",
+             f"{job.failed:,}", "yes" if job.collected else "no"] for job in jobs]
+    typer.echo(table(f"batches of {folder}", ["round", "part", "requests", "batch (or file)", "status", "ran",
+                                               "failed", "collected"], rows))
+    typer.echo(f"{manifest.valid:,} of {manifest.n:,} valid examples in {folder} (manifest status: {manifest.status})")
+
+
+@batch_app.command("cancel")
+def batch_cancel(
+    folder: RunDir = Path("data/raw"),
+    config: ConfigFile = None,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Cancel the run's batches at the Batch API (what they already ran is paid, and collected by the
+    run's command)."""
+    import asyncio
+
+    from synthgen.batch_api import batch_cancel as cancel
+
+    cfg = settings(config, base_url=base_url, api_key=api_key)
+    cancelled = asyncio.run(cancel(cfg, folder))
+    for job in cancelled:
+        typer.echo(f"{job.batch_id}: {job.status}")
+    typer.echo(f"cancelled {len(cancelled)} batches; the answers they gave before are paid for: run the generate "
+               f"command with --batch to collect them into {folder}")
 
 
 def resume_command() -> str:

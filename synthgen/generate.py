@@ -49,9 +49,10 @@ from synthgen.store import (
 from synthgen.tasks import diversity, needed_tasks
 
 if TYPE_CHECKING:
+    from synthgen.batch_api import BatchApiSession
     from synthgen.results_files import ResultsFileSession
 
-    Session = Union["Generation", ResultsFileSession]
+    Session = Union["Generation", BatchApiSession, ResultsFileSession]
 
 
 def fingerprint_parts(config: Config, templates: Templates, tasks: dict[str, list[str]],
@@ -268,6 +269,10 @@ def _session(config: Config, backend: Backend, templates: Templates, planner: Un
     """The run's session: live, through the Batch API, or as request and result files."""
     if batch is None:
         return Generation(config, backend, templates, planner, folder, state, header, show_progress, passages)
+    if batch.api:
+        from synthgen.batch_api import BatchApiSession
+
+        return BatchApiSession(config, templates, planner, folder, state, header, show_progress, passages)
     from synthgen.results_files import ResultsFileSession
 
     return ResultsFileSession(config, templates, planner, folder, state, header, batch, show_progress, passages)

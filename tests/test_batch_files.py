@@ -116,10 +116,12 @@ def test_a_stranger_results_file_is_refused_and_nothing_is_written(cli, workdir)
     assert not (workdir / "data/raw/examples.jsonl").read_text()
 
 
-def test_read_results_needs_requests_written_and_a_file(cli, workdir):
+def test_read_results_needs_requests_written_and_is_not_for_batch(cli, workdir):
     (workdir / "results.jsonl").write_text("")
     result = generate(cli, "--n", 5, "--read-results", "results.jsonl")
     assert result.status == 2 and "write them first with --write-requests FILE" in result.err
+    result = generate(cli, "--n", 5, "--batch", "--read-results", "results.jsonl")
+    assert result.status == 2 and "give one or the other" in result.err
     result = generate(cli, "--n", 5, "--read-results", "missing.jsonl")
     assert result.status == 2 and "missing.jsonl" in result.err
 
