@@ -45,6 +45,7 @@ TERMINAL = frozenset({"completed", "expired", "cancelled", "failed"})
 CREATE_ATTEMPTS = 5
 POLL_FAILURES = 10  # polls in a row that cannot reach the API before the run stops (the batches go on)
 FIND_AMONG = 2000  # the account's most recent batches searched for one whose creation was cut off
+TRANSFER_SECONDS = 1800.0  # an upload or download of up to 200 MB: far longer than [llm] timeout's answer
 
 
 def batch_endpoint(config: Config) -> tuple[str, str]:
@@ -189,7 +190,8 @@ class BatchApiSession(RoundSession):
         path = Path(job.file)
         try:
             with open(path, "rb") as f:
-                uploaded = await self.client.files.create(file=(path.name, f, "application/jsonl"), purpose="batch")
+                uploaded = await self.client.files.create(file=(path.name, f, "application/jsonl"), purpose="batch",
+                                                          timeout=TRANSFER_SECONDS)
         except openai.APIError as exc:
             raise StopRun(f"uploading {path.name} failed: {_describe(exc)}") from None
         job.input_file_id, job.status = uploaded.id, "uploaded"
@@ -310,7 +312,7 @@ class BatchApiSession(RoundSession):
     async def _download(self, file_id: str, path: Path) -> None:
         sink = self.folder.download_file(path)
         try:
-            async with self.client.files.with_streaming_response.content(file_id) as response:
+            async with self.client.files.with_streaming_response.content(file_id, timeout=TRANSFER_SECONDS) as response:
                 async for chunk in response.iter_bytes(1 << 20):
                     sink.file.write(chunk)
         except openai.APIError as exc:
