@@ -48,7 +48,7 @@ class FakeBatchAPI(FakeLLM):
         self.executed = 0  # requests run, answered or failed: what the provider bills
         self.ran: collections.Counter = collections.Counter()  # custom_id -> times it was run
         self.cancels: list[str] = []
-        self.paused = False  # batches in progress run nothing while set
+        self.hold_after: Optional[int] = None  # while set, a batch in progress runs no more requests than this
         self.api_headers: list[dict[str, str]] = []  # of every request to the files and batches API
         self.polls = 0
         self._ids = itertools.count(1)
@@ -90,6 +90,9 @@ class FakeBatchAPI(FakeLLM):
                 if found is None:
                     return 404, {}, error_body(f"no file {parts[2]}")
                 return 200, {"content-type": "application/octet-stream"}, found["content"]
+            if parts == ["stats"]:  # for the benchmark: when each batch was made and when it ended
+                return 200, {}, {b["id"]: {"created": b["made"], "finished": b.get("finished")}
+                                 for b in self.batches.values()}
             if parts == ["v1", "batches"]:
                 limit = int(parse_qs(url.query).get("limit", ["20"])[0])
                 listed = [self._public(b) for b in reversed(list(self.batches.values()))][:limit]
@@ -139,6 +142,7 @@ class FakeBatchAPI(FakeLLM):
                 "completion_window": "24h", "created_at": int(time.time()), "status": "validating",
                 "metadata": body.get("metadata"), "plan": plan, "lines": source["lines"], "done": 0,
                 "output": [], "errors": [], "completed": 0, "failed": 0, "problems": self._problems(source),
+                "made": time.time(),
             }
             public = self._public(self.batches[batch_id])
         if plan.get("drop_create"):
@@ -192,16 +196,18 @@ class FakeBatchAPI(FakeLLM):
         if status == "finalizing":
             self._finish(batch, "completed", None, "")
             return
-        if status != "in_progress" or self.paused:
+        if status != "in_progress":
             return
-        step = self.lines_per_poll or len(lines)
-        stop_at = len(lines)
-        if "expire_after" in plan:
-            stop_at = int(len(lines) * plan["expire_after"])
-        for number in range(batch["done"], min(stop_at, batch["done"] + step)):
+        expire_at = int(len(lines) * plan["expire_after"]) if "expire_after" in plan else len(lines)
+        limit = min(expire_at, batch["done"] + (self.lines_per_poll or len(lines)))
+        if self.hold_after is not None:
+            limit = min(limit, self.hold_after)
+        for number in range(batch["done"], limit):
             self._run_line(batch, number)
             batch["done"] = number + 1
-        if batch["done"] >= stop_at and stop_at < len(lines):
+        if self.hold_after is not None and batch["done"] >= self.hold_after:
+            return  # held: part done, part not, as a batch that runs for hours
+        if batch["done"] >= expire_at and expire_at < len(lines):
             self._finish(batch, "expired", "batch_expired",
                          "This request could not be executed before the completion window expired.")
         elif batch["done"] >= len(lines):
@@ -243,6 +249,7 @@ class FakeBatchAPI(FakeLLM):
                                        "filename": f"{batch['id']}_{which}.jsonl"}
                 batch["output_file_id" if which == "output" else "error_file_id"] = file_id
         batch["status"] = status
+        batch["finished"] = time.time()
 
     @staticmethod
     def _public(batch: dict) -> dict:

@@ -121,33 +121,27 @@ def start(args, cwd):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for_batch(workdir, proc, running=False):
-    """Until the manifest holds a batch id (the requests are at the provider) and, with running, the
-    batch has run some of them."""
+def held_run(api, workdir, n, hold):
+    """generate --batch in its own process, against batches that stop after `hold` requests, and
+    the manifest once it says so (the requests are at the provider, part of them run)."""
+    api.hold_after = hold
+    proc = start(["generate", "--n", n, "--kinds", "sts=1", "--model", "fake-model", "-q", "--batch",
+                  "--base-url", api.base_url, "--config", "fast.toml"], workdir)
     manifest = workdir / "data/raw/manifest.json"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
-        text = manifest.read_text() if manifest.exists() else ""
-        if '"batch_id"' in text and (not running or re.search(r'"completed": [1-9]', text)):
-            return
+        if manifest.exists() and re.search(rf'"completed": {hold}\b', manifest.read_text()):
+            return proc
         time.sleep(0.05)
+    proc.kill()
     raise AssertionError(f"no batch was sent: {proc.communicate()}")
 
 
-def slow_run(api, workdir, n):
-    """generate --batch in its own process, against batches that run one request a poll."""
-    api.lines_per_poll = 1
-    (workdir / "slow.toml").write_text("[batch]\npoll_seconds = 0.2\n")
-    return start(["generate", "--n", n, "--kinds", "sts=1", "--model", "fake-model", "-q", "--batch",
-                  "--base-url", api.base_url, "--config", "slow.toml"], workdir)
-
-
 def test_kill_9_then_the_command_again_polls_the_batches_it_sent(cli, api, fast, workdir):
-    proc = slow_run(api, workdir, 10)
-    wait_for_batch(workdir, proc)
+    proc = held_run(api, workdir, 10, hold=2)
     proc.kill()
     proc.wait()
-    api.lines_per_poll = None
+    api.hold_after = None
     result = batch_run(cli, api, fast, "--n", 10)
     assert result.status == 0, result.err
     assert len(api.batches) == 1 and len([f for f in api.files.values() if f["purpose"] == "batch"]) == 1
@@ -158,9 +152,7 @@ def test_kill_9_then_the_command_again_polls_the_batches_it_sent(cli, api, fast,
 
 def test_ctrl_c_leaves_the_batches_running_then_status_cancel_and_collect(cli, api, fast, workdir):
     n = 10
-    proc = slow_run(api, workdir, n)
-    wait_for_batch(workdir, proc, running=True)
-    api.paused = True  # part done, part not: as a batch that runs for hours
+    proc = held_run(api, workdir, n, hold=3)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
@@ -170,19 +162,19 @@ def test_ctrl_c_leaves_the_batches_running_then_status_cancel_and_collect(cli, a
     status = cli("batch", "status", "data/raw", "--base-url", api.base_url)
     assert status.status == 0, status.err
     batch_id = next(iter(api.batches))
-    assert batch_id in status.out and "in_progress" in status.out and f"of {n} valid" in status.out
+    assert batch_id in status.out and "in_progress" in status.out and f"0 of {n} valid" in status.out
 
     live = cli("generate", "--n", n, "--kinds", "sts=1", "--model", "fake-model", "-q", "--base-url", api.base_url)
     assert live.status == 2 and "not collected yet" in live.err  # it would pay for them twice
 
-    api.paused = False
     cancel = cli("batch", "cancel", "data/raw", "--base-url", api.base_url)
     assert cancel.status == 0 and api.cancels == [batch_id]
     collected = batch_run(cli, api, fast, "--n", n)
     assert collected.status == 1 and "were cancelled" in collected.err
     examples, _, manifest = read_run(workdir)
-    assert 0 < len(examples) < n and manifest["batch"]["jobs"][0]["status"] == "cancelled"
+    assert len(examples) == 3 and manifest["batch"]["jobs"][0]["status"] == "cancelled"
 
+    api.hold_after = None
     finished = batch_run(cli, api, fast, "--n", n)
     assert finished.status == 0, finished.err
     examples, rejects, manifest = read_run(workdir)
