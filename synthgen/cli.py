@@ -28,6 +28,7 @@ else:  # pragma: no cover
 # The stages are imported inside their commands: `synthgen --help` must not pay for openai & co.
 if TYPE_CHECKING:
     from synthgen.config import Config
+    from synthgen.results_files import ResultsFileSession
 
 app = typer.Typer(
     add_completion=False,
@@ -226,6 +227,13 @@ def generate(
                                 "(extra: ray).")] = None,
     shards: Annotated[Optional[int], typer.Option(
         min=1, max=100_000, help="With --ray: how many shards (default: one per node of the cluster).")] = None,
+    batch: Annotated[bool, typer.Option("--batch", help="Through the OpenAI Batch API ([batch]: half price, answers "
+                                                        "within 24 h); the same command again collects.")] = False,
+    write_requests: Annotated[Optional[Path], typer.Option(
+        metavar="FILE", help="Write the next round's requests for `vllm run-batch -i FILE` instead of sending them.")] = None,
+    read_results: Annotated[Optional[Path], typer.Option(
+        metavar="FILE", exists=True, dir_okay=False,
+        help="Read a results file (`vllm run-batch -o FILE`) into the run, then write the next round's requests.")] = None,
     config: ConfigFile = None,
     base_url: BaseUrl = None,
     model: Model = None,
@@ -241,10 +249,26 @@ def generate(
     import asyncio
 
     from synthgen.generate import generate as run_generation
+    from synthgen.rounds import BatchOptions
 
     part = _shard_flags(shard, ray, shards, api_key)
+    if batch and (write_requests or read_results):
+        raise BadInput("--batch sends the requests to the Batch API; --write-requests and --read-results are for an "
+                       "offline runner: give one or the other")
+    rounds = BatchOptions(batch, write_requests, read_results) if batch or write_requests or read_results else None
+    if rounds is not None and (part is not None or ray is not None):
+        from synthgen.shards import NOT_WITH_ROUNDS
+
+        raise BadInput(NOT_WITH_ROUNDS)
     cfg = settings(config, base_url=base_url, model=model, api_key=api_key, backend=backend,
                    model_path=model_path, concurrency=concurrency, rpm=rpm, tpm=tpm, seed=seed, out=out, tasks=tasks, kinds=kinds, languages=languages)
+    if rounds is not None and cfg.llm.backend == "local":
+        raise BadInput("the embedded model answers live: --batch, --write-requests and --read-results are for an "
+                       "endpoint's model")
+    if batch:
+        from synthgen.batch_api import batch_endpoint
+
+        batch_endpoint(cfg)  # before a brainstorm spends anything
     folder = Path(cfg.generate.out)
     corpus_tasks = corpus is not None and tasks is not None
     if ray is not None:
@@ -254,15 +278,23 @@ def generate(
         folder = RunFolder(folder).shard_folder(part.index, part.count)
     try:
         run = asyncio.run(run_generation(cfg, n, folder, overwrite, show_progress=not quiet, max_requests=max_requests,
-                                         corpus=corpus, corpus_tasks=corpus_tasks, shard=part))
+                                         corpus=corpus, corpus_tasks=corpus_tasks, shard=part, batch=rounds))
     except (KeyboardInterrupt, Interrupted):
         typer.echo(f"interrupted: what was written in {folder} is kept; to resume, run: {resume_command()}", err=True)
         raise typer.Exit(130) from None
     ledger, files = run.ledger, run.folder
+    if rounds is not None and not rounds.api:
+        from synthgen.results_files import ResultsFileSession
+
+        assert isinstance(run, ResultsFileSession)
+        _report_files_round(run, cfg)
+        if ledger.valid < n and run.written is not None:
+            return
     rejected = ", ".join(f"{reason} {count}" for reason, count in sorted(ledger.reasons.items())) or "none"
     typer.echo(f"{ledger.valid} valid examples in {files.examples}; rejected: {rejected} (see {files.rejects})")
-    if ledger.valid < run.dispatcher.target:
-        typer.echo(f"stopped short of {run.dispatcher.target}: the cap of {run.dispatcher.cap} requests was reached "
+    target = ledger.header.n  # a shard's share of n, or n
+    if ledger.valid < target:
+        typer.echo(f"stopped short of {target}: the cap of {ledger.header.request_cap} requests was reached "
                    f"(raise --max-requests and run again to go on)", err=True)
         raise typer.Exit(1)
     if part is not None:
@@ -335,6 +367,21 @@ def merge(
 
     if not _report_merge(merge_shards(paths, out)):
         raise typer.Exit(1)
+
+
+def _report_files_round(run: "ResultsFileSession", cfg: "Config") -> None:
+    """What --read-results read, and where the next round went, with the two commands that go on."""
+    for line in run.report():
+        typer.echo(line)
+    if run.written is None:
+        return
+    requests = run.written
+    results = run.options.read_results or requests.with_name(requests.name.replace("requests", "results")
+                                                             if "requests" in requests.name else requests.stem + "-results.jsonl")
+    again = command_line(without=("--write-requests", "--read-results"))
+    typer.echo(f"next round: {run.written_requests} requests in {requests}; run them, e.g. "
+               f"`vllm run-batch -i {shlex.quote(str(requests))} -o {shlex.quote(str(results))} --model "
+               f"{shlex.quote(cfg.llm.model)}`, then `{again} --read-results {shlex.quote(str(results))}`")
 
 
 def _mine_grounded_run(cfg: "Config", run: RunFolder, corpus: Path, quiet: bool) -> None:
@@ -699,15 +746,70 @@ def corpus_ingest(
     typer.echo(summary(ingest(paths, out, cfg, show_progress=not quiet), out))
 
 
+batch_app = typer.Typer(help="The batches of a `generate --batch` run at the OpenAI Batch API.")
+app.add_typer(batch_app, name="batch")
+RunDir = Annotated[Path, typer.Argument(help="The run folder (generate --out).")]
+
+
+@batch_app.command("status")
+def batch_status(
+    folder: RunDir = Path("data/raw"),
+    config: ConfigFile = None,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Each batch of the run: its round, requests, status at the Batch API and what it ran."""
+    import asyncio
+
+    from synthgen.batch_api import batch_status as status_of
+
+    cfg = settings(config, base_url=base_url, api_key=api_key)
+    from synthgen.tables import table
+
+    manifest, jobs = asyncio.run(status_of(cfg, folder))
+    rows = [[job.round, job.part, f"{job.requests:,}", job.batch_id or job.file, job.status, f"{job.completed:,}",
+             f"{job.failed:,}", "yes" if job.collected else "no"] for job in jobs]
+    typer.echo(table(f"batches of {folder}", ["round", "part", "requests", "batch (or file)", "status", "ran",
+                                               "failed", "collected"], rows))
+    typer.echo(f"{manifest.valid:,} of {manifest.n:,} valid examples in {folder} (manifest status: {manifest.status})")
+
+
+@batch_app.command("cancel")
+def batch_cancel(
+    folder: RunDir = Path("data/raw"),
+    config: ConfigFile = None,
+    base_url: BaseUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Cancel the run's batches at the Batch API (what they already ran is paid, and collected by the
+    run's command)."""
+    import asyncio
+
+    from synthgen.batch_api import batch_cancel as cancel
+
+    cfg = settings(config, base_url=base_url, api_key=api_key)
+    cancelled = asyncio.run(cancel(cfg, folder))
+    for job in cancelled:
+        typer.echo(f"{job.batch_id}: {job.status}")
+    typer.echo(f"cancelled {len(cancelled)} batches; the answers they gave before are paid for: run the generate "
+               f"command with --batch to collect them into {folder}")
+
+
 def resume_command() -> str:
     """The command line that was run, minus an --api-key value (the key is never printed)."""
+    return command_line()
+
+
+def command_line(without: tuple[str, ...] = ()) -> str:
+    """The command line that was run, minus --api-key and the options named, with their values."""
+    dropped = ("--api-key", *without)
     args, skip = [], False
     for arg in sys.argv[1:]:
         if skip:
             skip = False
-        elif arg == "--api-key":
+        elif arg in dropped:
             skip = True
-        elif not arg.startswith("--api-key="):
+        elif not arg.startswith(tuple(f"{option}=" for option in dropped)):
             args.append(arg)
     return shlex.join(["synthgen", *args])
 

@@ -199,6 +199,15 @@ def _weights(value: dict[str, float], what: str) -> dict[str, float]:
     return value
 
 
+class BatchConfig(_Section):
+    """generate --batch: the OpenAI Batch API's limits per file, and how often batches are polled."""
+
+    poll_seconds: float = Field(gt=0)
+    max_file_requests: int = Field(ge=1, le=50_000)
+    max_file_bytes: int = Field(ge=1024, le=200 * 1024 * 1024)
+    completion_window: str = Field(min_length=1)
+
+
 class BrainstormConfig(_Section):
     rounds: int = Field(ge=1)
     num_tasks: int = Field(ge=1, le=200)
@@ -325,6 +334,7 @@ class Config(_Section):
     brainstorm: BrainstormConfig
     curate: CurateConfig
     corpus: CorpusConfig
+    batch: BatchConfig
     kinds: dict[str, float]
     placeholders: dict[str, dict[str, list[PlaceholderValue]]]
     # Language names a [languages] table may use besides the known ones (the names of the shipped

@@ -7,48 +7,54 @@ config always give the same prompts, and a rerun skips every index already answe
 
 import asyncio
 from pathlib import Path
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 from synthgen import __version__
-from synthgen.answers import DUPLICATE, REQUEST_FAILED, Verdict, validate_answer
+from synthgen.answering import Recorder, RequestRenderer, usage_of
 from synthgen.backends import Backend, open_backend
 from synthgen.brainstorm import BrainstormResult, brainstorm
 from synthgen.config import Config, digest
 from synthgen.console import say
 from synthgen.dispatch import Dispatcher, FailureWindow, request_cap
 from synthgen.errors import BadInput, Interrupted, RunStopped
-from synthgen.grounded import GROUNDED, PASSAGE
 from synthgen.kinds import KINDS
 from synthgen.ledger import Ledger, ManifestWriter
-from synthgen.llm import Completion, RequestFailed, StopRun
+from synthgen.llm import RequestFailed, StopRun
 from synthgen.progress import Progress
 from synthgen.prompts import Templates
+from synthgen.rounds import (
+    BatchOptions,
+    NoEndpoint,
+    check_tasks_without_endpoint,
+    files_backend,
+    refuse_batches_at_provider,
+)
 from synthgen.sampling import (
     GROUNDED_PLAN_SETTINGS,
     GROUNDED_PLAN_VERSION,
     PLAN_VERSION,
     GroundedPlanner,
-    PlanItem,
     Planner,
 )
-from synthgen.schemas import answer_schema
-from synthgen.shards import Shard, check_same_shard, check_shard_tasks
+from synthgen.shards import NOT_WITH_ROUNDS, Shard, check_same_shard, check_shard_tasks
 from synthgen.store import (
     CorpusFolder,
-    Example,
     Manifest,
-    Passage,
     PassageIndex,
-    Reject,
     RunFolder,
     RunState,
     ShardOf,
     Usage,
-    example_digest,
     task_file,
     tasks_folder,
 )
 from synthgen.tasks import diversity, needed_tasks
+
+if TYPE_CHECKING:
+    from synthgen.batch_api import BatchApiSession
+    from synthgen.results_files import ResultsFileSession
+
+    Session = Union["Generation", BatchApiSession, ResultsFileSession]
 
 
 def fingerprint_parts(config: Config, templates: Templates, tasks: dict[str, list[str]],
@@ -81,46 +87,6 @@ def check_same_run(state: RunState, parts: dict[str, str], out: Path) -> None:
         )
 
 
-def usage_of(completion: Completion) -> Usage:
-    return Usage(completion.http_requests, completion.retries, completion.prompt_tokens, completion.completion_tokens)
-
-
-def to_example(item: PlanItem, answer: dict, run_id: str, model: str, seed: int, usage: Usage) -> Example:
-    """A validated answer as the stored example of plan item `item`."""
-    query, positive, negative = KINDS[item.kind].normalise(answer)
-    return Example(
-        id=f"{run_id}-{item.index}",
-        index=item.index,
-        kind=item.kind,
-        task=item.task,
-        language=item.language,
-        query=query,
-        positive=positive,
-        negative=negative,
-        placeholders=item.placeholders,
-        raw=answer,
-        model=model,
-        seed=seed,
-        usage=usage,
-    )
-
-
-def grounded_example(item: PlanItem, answer: dict[str, str], passage: Passage, run_id: str, model: str, seed: int,
-                     usage: Usage) -> Example:
-    """A validated grounded answer as the stored example of plan item `item`, with its provenance."""
-    query, positive = GROUNDED[item.kind].sides(answer, passage.text)
-    return Example(id=f"{run_id}-{item.index}", index=item.index, kind=item.kind, task=item.task or answer["task"],
-                   language=item.language, query=query, positive=positive, negative=None,
-                   placeholders=item.placeholders, raw=answer, model=model, seed=seed, usage=usage,
-                   passage_id=passage.id, doc_id=passage.doc_id)
-
-
-def to_reject(item: PlanItem, verdict: Verdict, text: str, finish_reason: Optional[str], model: str, seed: int,
-              usage: Usage) -> Reject:
-    return Reject(index=item.index, kind=item.kind, reason=verdict.reason or "", detail=verdict.detail,
-                  finish_reason=finish_reason, text=text, model=model, seed=seed, usage=usage)
-
-
 class Generation:
     """One session of a run: asks for each planned index, turns answers into records, keeps the books."""
 
@@ -128,24 +94,23 @@ class Generation:
                  folder: RunFolder, state: RunState, header: Manifest, show_progress: bool = True,
                  passages: Optional[PassageIndex] = None):
         self.config = config
-        self.passages = passages
         self.client = backend.client
-        self.templates = templates
         self.planner = planner
         self.folder = folder
         self.ledger = Ledger(state, header)
-        self.keys = state.keys
-        self.run_id = header.fingerprint[:10]
+        self.requests = RequestRenderer(config, templates, planner, passages)
+        self.recorder = Recorder(self.ledger, state.keys, self.client.model, planner.seed)
         self.failures = FailureWindow()
-        self.schemas = {name: answer_schema(kind.answer) for name, kind in KINDS.items()}
-        self.grounded_schemas = {(name, given): answer_schema(kind.given_task_answer if given else kind.answer)
-                                 for name, kind in GROUNDED.items() for given in (False, True)}
         self.progress = Progress("generate", header.n, "ex", show_progress, initial=min(self.ledger.valid, header.n),
                                  usage=self.client.usage)
         stride = {"first": header.shard.index, "step": header.shard.count} if header.shard else {}
         self.dispatcher = Dispatcher(header.n, header.request_cap, config.generate.concurrency,
                                      finished=state.valid | state.rejected, succeeded=self.ledger.valid,
                                      tracker=self.progress, **stride)
+
+    @property
+    def stop_reason(self) -> Optional[str]:
+        return self.dispatcher.stop_reason
 
     def manifest(self, status: str) -> Manifest:
         return self.ledger.manifest(status, self.dispatcher.stop_reason, self.client.usage)
@@ -156,8 +121,7 @@ class Generation:
         writer.write(self.manifest("running"))  # before the first request: examples never lack their fingerprint
         restore = self.dispatcher.catch_interrupts()
         ticker = asyncio.create_task(writer.write_often(lambda: self.manifest("running")))
-        self.examples = self.folder.example_writer()
-        self.rejects = self.folder.reject_writer()
+        self.recorder.open(self.folder)
         try:
             async with self.progress:
                 await self.dispatcher.run(self._request)
@@ -166,64 +130,28 @@ class Generation:
         finally:
             restore()
             ticker.cancel()
-            self.examples.close()
-            self.rejects.close()
+            self.recorder.close()
             outcome = self.dispatcher.outcome
             writer.write(self.manifest("stopped" if outcome == "capped" else outcome))  # capped: stopped short of N
         return self.dispatcher.outcome
 
     async def _request(self, index: int) -> bool:
-        item = self.planner.item(index)
-        model, seed = self.client.model, self.planner.seed
-        passage = self.passages[item.passage] if self.passages is not None and item.passage is not None else None
-        if passage is None:
-            prompt, schema = self.templates.generate[item.kind].render(item.placeholders), self.schemas[item.kind]
-        else:
-            prompt = self.templates.corpus[item.kind].render({**item.placeholders, PASSAGE: passage.text})
-            schema = self.grounded_schemas[(item.kind, bool(item.task))]
+        request = self.requests.render(index)
         try:
             completion = await self.client.complete(
-                prompt,
-                max_tokens=self.config.llm.max_tokens[item.kind],
-                schema=schema,
-                schema_name=item.kind,
+                request.prompt,
+                max_tokens=request.max_tokens,
+                schema=request.schema,
+                schema_name=request.item.kind,
             )
         except RequestFailed as exc:
-            failed = Verdict(reason=REQUEST_FAILED, detail=str(exc))
-            self._reject(to_reject(item, failed, "", None, model, seed, Usage(http_requests=exc.http_requests)))
+            self.recorder.failure(request.item, str(exc), Usage(http_requests=exc.http_requests))
             stop = self.failures.record(True, str(exc))
             if stop:
                 self.dispatcher.stop(stop)
             return False
         self.failures.record(False)
-        usage = usage_of(completion)
-        if passage is None:
-            verdict = validate_answer(completion, KINDS[item.kind].answer)
-        else:
-            grounded = GROUNDED[item.kind]
-            verdict = validate_answer(completion, grounded.given_task_answer if item.task else grounded.answer)
-            if verdict.reason is None:
-                verdict = grounded.check(verdict.value, passage.text) or verdict
-        if verdict.reason:
-            self._reject(to_reject(item, verdict, completion.text, completion.finish_reason, model, seed, usage))
-            return False
-        if passage is None:
-            example = to_example(item, verdict.value, self.run_id, model, seed, usage)
-        else:
-            example = grounded_example(item, verdict.value, passage, self.run_id, model, seed, usage)
-        key = example_digest(example)
-        if key in self.keys:  # the same example again: the user asked for N distinct ones
-            repeat = Verdict(reason=DUPLICATE, detail="the same example is already in the run")
-            self._reject(to_reject(item, repeat, completion.text, completion.finish_reason, model, seed, usage))
-            return False
-        self.keys.add(key)
-        self.examples.write(example)
-        self.ledger.add_example(example)
-        return True
-
-    def _reject(self, reject: Reject) -> None:
-        self.rejects.write(reject)
-        self.ledger.add_reject(reject)
+        return self.recorder.answer(request, completion, usage_of(completion))
 
 
 def load_all_tasks(config: Config) -> dict[str, list[str]]:
@@ -302,6 +230,9 @@ async def ready_tasks(config: Config, backend: Backend, templates: Templates, ta
         if short:
             say(short)
         return needed, {}
+    if isinstance(backend.client, NoEndpoint):  # requests as files with no endpoint: nothing to brainstorm with
+        check_tasks_without_endpoint(tasks, needed)
+        return needed, {}
     return needed, await brainstorm_shortfall(config, backend, templates, tasks, needed, resuming, show_progress)
 
 
@@ -341,24 +272,43 @@ def run_header(config: Config, backend: Backend, parts: dict[str, str], n: int, 
 async def generate(
     config: Config, n: int, out: Path, overwrite: bool = False, show_progress: bool = True,
     max_requests: Optional[int] = None, corpus: Optional[Path] = None, corpus_tasks: bool = False,
-    shard: Optional[Shard] = None,
-) -> Generation:
+    shard: Optional[Shard] = None, batch: Optional[BatchOptions] = None,
+) -> "Session":
     """corpus: a folder of `synthgen corpus ingest`: every example is grounded in one of its
     passages (no brainstorm: the LLM writes each task from its passage, or with corpus_tasks draws
     it from the task files of [generate] tasks). shard: make only that shard's share of the n
-    examples of the plan, in `out` (synthgen.shards)."""
+    examples of the plan, in `out` (synthgen.shards). batch: the requests go in rounds, through the
+    Batch API or as files for an offline runner, instead of live (not with a shard: the rounds plan
+    the whole run's indices)."""
+    if shard is not None and batch is not None:
+        raise BadInput(NOT_WITH_ROUNDS)
     passages = CorpusFolder(corpus).index() if corpus is not None else None
     try:
         return await _generate(config, n, out, overwrite, show_progress, max_requests, corpus, passages, corpus_tasks,
-                               shard)
+                               shard, batch)
     finally:
         if passages is not None:
             passages.close()
 
 
+def _session(config: Config, backend: Backend, templates: Templates, planner: Union[Planner, GroundedPlanner],
+             folder: RunFolder, state: RunState, header: Manifest, show_progress: bool,
+             passages: Optional[PassageIndex], batch: Optional[BatchOptions]) -> "Session":
+    """The run's session: live, through the Batch API, or as request and result files."""
+    if batch is None:
+        return Generation(config, backend, templates, planner, folder, state, header, show_progress, passages)
+    if batch.api:
+        from synthgen.batch_api import BatchApiSession
+
+        return BatchApiSession(config, templates, planner, folder, state, header, show_progress, passages)
+    from synthgen.results_files import ResultsFileSession
+
+    return ResultsFileSession(config, templates, planner, folder, state, header, batch, show_progress, passages)
+
+
 async def _generate(config: Config, n: int, out: Path, overwrite: bool, show_progress: bool,
                     max_requests: Optional[int], corpus: Optional[Path], passages: Optional[PassageIndex],
-                    corpus_tasks: bool, shard: Optional[Shard]) -> Generation:
+                    corpus_tasks: bool, shard: Optional[Shard], batch: Optional[BatchOptions]) -> "Session":
     templates = Templates(Path(config.prompts) if config.prompts else None, corpus=passages is not None,
                           given_tasks=corpus_tasks)
     if passages is None:
@@ -367,12 +317,15 @@ async def _generate(config: Config, n: int, out: Path, overwrite: bool, show_pro
         tasks = load_grounded_tasks(config) if corpus_tasks else {}
     with RunFolder(out).open("generate") as folder:
         if overwrite:
+            refuse_batches_at_provider(folder.read_manifest(), out, "starting over")
             folder.remove_run()
         state = folder.read_state()
         check_same_shard(state, shard, out)
+        if batch is None or not batch.api:
+            refuse_batches_at_provider(state.manifest, out, "asking for their requests another way")
         if all(tasks.values()):  # refuse a mismatched resume before anything is printed or sent
             check_same_run(state, fingerprint_parts(config, templates, tasks, passages), out)
-        backend = open_backend(config)
+        backend = files_backend(config) if batch is not None and not batch.api else open_backend(config)
         try:
             say(f"synthgen {__version__}: {backend.description}")
             if passages is not None:
@@ -396,12 +349,13 @@ async def _generate(config: Config, n: int, out: Path, overwrite: bool, show_pro
                                 described, shard.record(n) if shard else None)
             planner = (Planner(config, tasks) if passages is None
                        else GroundedPlanner(config, passages, tasks if corpus_tasks else None))
-            generation = Generation(config, backend, templates, planner, folder, state, header, show_progress, passages)
+            generation = _session(config, backend, templates, planner, folder, state, header, show_progress, passages,
+                                  batch)
             outcome = await generation.run()
         finally:
             await backend.client.aclose()
     if outcome == "stopped":
-        raise RunStopped(generation.dispatcher.stop_reason or "stopped")
+        raise RunStopped(generation.stop_reason or "stopped")
     if outcome == "interrupted":
         raise Interrupted()
     return generation

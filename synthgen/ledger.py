@@ -16,7 +16,7 @@ import msgspec
 
 from synthgen.llm import EndpointCounts
 from synthgen.llm import Usage as ClientUsage
-from synthgen.store import Example, Manifest, Reject, RunFolder, RunState, Usage
+from synthgen.store import Example, Manifest, Reject, RunFolder, RunState, Usage, add_usage
 from synthgen.tasks import TaskUses
 
 MANIFEST_EVERY = 2.0  # seconds between manifest updates during a run
@@ -31,6 +31,7 @@ class Ledger:
         self.per_kind = collections.Counter(state.per_kind)
         self.reasons = collections.Counter(state.reasons)
         self.usage = msgspec.structs.replace(state.usage)
+        self.via = {way: msgspec.structs.replace(usage) for way, usage in state.via.items()}
         self.task_uses = TaskUses(state.task_uses)
         self.started = time.monotonic()
 
@@ -43,12 +44,12 @@ class Ledger:
         self.per_kind[example.kind] += 1
         self.task_uses.add(example.kind, example.task)
         if example.usage is not None:
-            self.usage.add(example.usage)
+            add_usage(self.usage, self.via, example.usage)
 
     def add_reject(self, reject: Reject) -> None:
         self.reasons[reject.reason] += 1
         if reject.usage is not None:
-            self.usage.add(reject.usage)
+            add_usage(self.usage, self.via, reject.usage)
 
     def manifest(self, status: str, stop_reason: Optional[str], client: ClientUsage) -> Manifest:
         before = self.before
@@ -56,7 +57,9 @@ class Ledger:
             self.header,
             status=status,
             stop_reason=stop_reason,
-            **counted(self.valid, self.reasons, self.per_kind, self.usage, self.task_uses, self.header.tasks),
+            **counted(self.valid, self.reasons, self.per_kind, self.usage, self.via, self.task_uses,
+                      self.header.tasks),
+            batch=self.header.batch or before.batch,
             cooldown_seconds=round(before.cooldown_seconds + client.cooldown_seconds, 3),
             wall_seconds=round(before.wall_seconds + time.monotonic() - self.started, 3),
             sessions=before.sessions + 1,
@@ -66,10 +69,11 @@ class Ledger:
         )
 
 
-def counted(valid: int, reasons: Mapping[str, int], per_kind: Mapping[str, int], usage: Usage, task_uses: TaskUses,
-            tasks: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def counted(valid: int, reasons: Mapping[str, int], per_kind: Mapping[str, int], usage: Usage,
+            via: Mapping[str, Usage], task_uses: TaskUses, tasks: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The manifest's fields counted from a run's records: requests, examples, rejects by reason,
-    tokens, and the examples per task of each brainstormed kind (`tasks`: the header's figures)."""
+    tokens (and the share of them that came another way than live, by way: Usage.via), and the
+    examples per task of each brainstormed kind (`tasks`: the header's figures)."""
     rejected = sum(reasons.values())
     return {
         "requests": valid + rejected,
@@ -81,6 +85,7 @@ def counted(valid: int, reasons: Mapping[str, int], per_kind: Mapping[str, int],
         "retries": usage.retries,
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
+        "via": {way: msgspec.structs.replace(spent) for way, spent in sorted(via.items())},  # a snapshot
         "tasks": {kind: {**figures, "examples_per_task": task_uses.summary(kind)} for kind, figures in tasks.items()},
     }
 

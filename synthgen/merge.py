@@ -231,7 +231,8 @@ def merged_manifest(shards: list[ShardFolder], state: RunState, report: MergeRep
         endpoints=_summed([m.endpoints for m in manifests]),
         n=plan_n,
         request_cap=sum(m.request_cap for m in manifests),
-        **counted(len(state.valid), state.reasons, state.per_kind, state.usage, TaskUses(state.task_uses), first.tasks),
+        **counted(len(state.valid), state.reasons, state.per_kind, state.usage, state.via, TaskUses(state.task_uses),
+                  first.tasks),
         cooldown_seconds=round(sum(m.cooldown_seconds for m in manifests), 3),
         wall_seconds=max(m.wall_seconds for m in manifests),  # the shards ran side by side
         sessions=max(m.sessions for m in manifests),
@@ -239,6 +240,7 @@ def merged_manifest(shards: list[ShardFolder], state: RunState, report: MergeRep
         brainstorm=brainstorm,
         shard=None,
         shards=report,
+        batch=None,  # a shard's rounds and batches are its own folder's: the merged run has none
     )
 
 

@@ -27,7 +27,7 @@ from synthgen.config import Config
 from synthgen.console import say
 from synthgen.dispatch import GRACE_SECONDS
 from synthgen.errors import BadInput, Interrupted, RunStopped
-from synthgen.generate import generate, load_all_tasks, ready_tasks
+from synthgen.generate import Generation, generate, load_all_tasks, ready_tasks
 from synthgen.llm import StopRun
 from synthgen.merge import MergeResult, check_merge_target, merge
 from synthgen.prompts import Templates
@@ -72,6 +72,7 @@ def run_shard(job: ShardJob, index: int, count: int) -> dict[str, Any]:
         run = asyncio.run(generate(config, job.n, folder, job.overwrite, show_progress=False,
                                    max_requests=job.max_requests, corpus=Path(job.corpus) if job.corpus else None,
                                    corpus_tasks=job.corpus_tasks, shard=shard))
+        assert isinstance(run, Generation)  # a shard runs live
         outcome["status"] = run.dispatcher.outcome
     except BadInput as exc:
         outcome.update(status="bad_input", message=str(exc))

@@ -14,6 +14,11 @@ from synthgen.errors import BadInput
 from synthgen.store import Manifest, RunState, ShardOf
 
 MAX_SHARDS = 100_000
+# A round of --batch, --write-requests or --read-results is the lowest unasked indices of the whole
+# plan (synthgen.rounds), and its jobs record them as runs of consecutive indices: a shard's residue
+# K, K + M, ... is not planned there, so the two are refused together.
+NOT_WITH_ROUNDS = ("--batch, --write-requests and --read-results do not go with --shard or --ray (their rounds plan "
+                   "the whole run's indices, not a shard's): give one or the other")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ second writer is refused with one line naming the first.
 """
 
 import array
+import contextlib
 import datetime
 import os
 import re
@@ -37,12 +38,19 @@ class Usage(msgspec.Struct, omit_defaults=True):
     retries: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # How the answer came: None live, BATCH_API through the OpenAI Batch API (which bills half),
+    # RESULTS_FILE from a results file (vllm run-batch). Not summed: totals keep one Usage per way.
+    via: Optional[str] = None
 
     def add(self, other: "Usage") -> None:
         self.http_requests += other.http_requests
         self.retries += other.retries
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
+
+
+BATCH_API = "batch"
+RESULTS_FILE = "results-file"
 
 
 class Example(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -142,6 +150,44 @@ class MergeReport(msgspec.Struct, kw_only=True):
     duplicates: int = 0  # examples already in an earlier shard, moved to the rejects as duplicate
 
 
+class BatchJob(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One part of a round of requests sent as a file: a batch at the provider (api "openai"), or a
+    requests file for `vllm run-batch` (api "files"), and how far it got."""
+
+    api: str
+    round: int
+    part: int = 0
+    requests: int
+    indices: list[tuple[int, int]]  # the plan indices it asks for, as runs [start, end)
+    file: str  # the requests file written
+    input_file_id: Optional[str] = None  # the Batch API: the file uploaded ...
+    batch_id: Optional[str] = None  # ... and the batch made of it
+    status: str = "written"  # then the provider's: validating, in_progress, ..., completed, expired, ...
+    completed: int = 0  # requests the provider says it ran, and failed
+    failed: int = 0
+    output_file_id: Optional[str] = None
+    error_file_id: Optional[str] = None
+    errors: list[str] = []  # why the provider failed the batch as a whole
+    cancel_requested: bool = False  # synthgen batch cancel
+    collected: bool = False  # its results are in the run's examples and rejects
+
+    @property
+    def at_provider(self) -> bool:
+        """Sent to the Batch API and not collected yet: its requests may run (and be billed) there,
+        so they are not asked again until its results are in."""
+        return self.api == "openai" and self.input_file_id is not None and not self.collected
+
+
+class BatchRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """The rounds of a run whose requests went as files (generate --batch, --write-requests)."""
+
+    rounds: int = 0  # rounds written so far; the next one is numbered this
+    jobs: list[BatchJob] = []
+
+    def at_provider(self) -> list[BatchJob]:
+        return [job for job in self.jobs if job.at_provider]
+
+
 class Manifest(msgspec.Struct, kw_only=True):
     """A run's settings and totals, rewritten atomically during the run and at its end.
 
@@ -183,6 +229,11 @@ class Manifest(msgspec.Struct, kw_only=True):
     corpus: Optional[dict[str, Any]] = None
     shard: Optional[ShardOf] = None  # generate --shard K/M: which part of the plan this folder holds
     shards: Optional[MergeReport] = None  # synthgen merge: the shards this run was joined from
+    # The share of the counts above whose answers came another way than live, by way (Usage.via):
+    # "batch" (the OpenAI Batch API, billed at half price) and "results-file" (vllm run-batch).
+    via: dict[str, Usage] = {}
+    # generate --batch, --write-requests, --read-results: the rounds and batches, with their ids.
+    batch: Optional[BatchRecord] = None
     config: dict[str, Any] = {}
 
 
@@ -367,6 +418,8 @@ REJECTS_NAME = "rejects.jsonl"
 MANIFEST_NAME = "manifest.json"
 MINED_SUFFIX = "-mined"
 SHARDS_SUFFIX = "-shards"
+BATCH_FOLDER = "batch"  # the request files of generate --batch, and the results it downloads
+REQUESTS_NAME = "requests.jsonl"  # --read-results writes the next round here unless told otherwise
 
 
 @dataclass
@@ -381,6 +434,12 @@ class RunState:
     keys: set[bytes] = field(default_factory=set)  # the dedup key digests of the examples
     task_uses: dict[tuple[str, str], int] = field(default_factory=dict)  # examples per (kind, task)
     usage: Usage = field(default_factory=Usage)
+    via: dict[str, Usage] = field(default_factory=dict)  # the part of usage that came another way than live
+
+    @property
+    def finished(self) -> set[int]:
+        """The indices answered, well or not: never asked again."""
+        return self.valid | self.rejected
 
     @property
     def empty(self) -> bool:
@@ -393,7 +452,7 @@ class RunState:
         self.valid.add(record.index)
         self.per_kind[record.kind] = self.per_kind.get(record.kind, 0) + 1
         if record.usage is not None:
-            self.usage.add(record.usage)
+            add_usage(self.usage, self.via, record.usage)
         self.keys.add(example_digest(decode_key(line)))
         used = (record.kind, record.task or "")
         self.task_uses[used] = self.task_uses.get(used, 0) + 1
@@ -407,7 +466,7 @@ class RunState:
         reason = record.reason or "unknown"
         self.reasons[reason] = self.reasons.get(reason, 0) + 1
         if record.usage is not None:
-            self.usage.add(record.usage)
+            add_usage(self.usage, self.via, record.usage)
         return True
 
 
@@ -445,9 +504,40 @@ class RunFolder:
         path = self.path.resolve() if not self.path.name else self.path
         return path.with_name(path.name + MINED_SUFFIX)
 
-    def remove_run(self) -> None:
-        for path in (self.examples, self.rejects, self.manifest):
+    @property
+    def batch_folder(self) -> Path:
+        return self.path / BATCH_FOLDER
+
+    @property
+    def requests(self) -> Path:
+        """Where a round of requests for `vllm run-batch` goes when no file is named."""
+        return self.path / REQUESTS_NAME
+
+    def round_part(self, round_: int, part: int) -> Path:
+        """The requests file of one part of a round sent to the Batch API."""
+        return self.batch_folder / f"round-{round_:03d}-part-{part:03d}.jsonl"
+
+    def downloaded(self, batch_id: str, which: str) -> Path:
+        """Where a batch's output or error file is downloaded before it is read."""
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", batch_id)
+        return self.batch_folder / f"{safe}-{which}.jsonl"
+
+    def remove_batch_files(self, paths: Iterable[Path]) -> None:
+        """Request and result files a collected batch no longer needs (the batch folder too, once empty)."""
+        for path in paths:
             path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.batch_folder.rmdir()
+
+    def download_file(self, path: Path) -> AtomicFile:
+        """A download into the batch folder, in place only once whole (commit)."""
+        return AtomicFile(path)
+
+    def remove_run(self) -> None:
+        for path in (self.examples, self.rejects, self.manifest, self.requests):
+            path.unlink(missing_ok=True)
+        if self.batch_folder.is_dir():
+            self.remove_batch_files(self.batch_folder.glob("*.jsonl"))
 
     def read_manifest(self) -> Optional[Manifest]:
         if not self.manifest.exists():
@@ -497,6 +587,87 @@ class RunFolder:
 
     def write_manifest(self, manifest: Manifest) -> None:
         write_atomic(self.manifest, manifest_json(manifest))
+
+
+def add_usage(total: Usage, via: dict[str, Usage], usage: Usage) -> None:
+    """Count one record's usage in the run's total, and in its way's when it did not come live."""
+    total.add(usage)
+    if usage.via is not None:
+        via.setdefault(usage.via, Usage()).add(usage)
+
+
+# -- batch request and result files -----------------------------------------------------------------
+# The OpenAI Batch API's line shapes, which `vllm run-batch` reads and writes too.
+
+CHAT_COMPLETIONS_URL = "/v1/chat/completions"
+
+
+class BatchRequest(msgspec.Struct):
+    """One line of a requests file: a chat completion to run, and the id its result comes back under."""
+
+    custom_id: str
+    method: str
+    url: str
+    body: dict[str, Any]
+
+
+class BatchResponse(msgspec.Struct):
+    status_code: int = 0
+    request_id: Optional[str] = None
+    body: Any = None  # a chat.completion object, or an error object
+
+
+class BatchResult(msgspec.Struct):
+    """One line of a batch's output or error file: the result of the request with this custom_id."""
+
+    custom_id: str
+    id: Optional[str] = None
+    response: Optional[BatchResponse] = None
+    error: Any = None  # why it failed without an answer (a string, or {"code", "message"})
+
+
+_result_decoder = msgspec.json.Decoder(BatchResult)
+
+
+def request_line(custom_id: str, body: dict[str, Any]) -> bytes:
+    """One line of a requests file, newline included."""
+    return _encode(BatchRequest(custom_id, "POST", CHAT_COMPLETIONS_URL, body)) + b"\n"
+
+
+class RequestFile:
+    """A requests file written under a temporary name and moved into place whole (commit), so a
+    file that is uploaded or given to `vllm run-batch` is never half written."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._file = AtomicFile(path)
+        self.requests = 0
+        self.bytes = 0
+
+    def write(self, line: bytes) -> None:
+        self._file.file.write(line)
+        self.requests += 1
+        self.bytes += len(line)
+
+    def commit(self) -> None:
+        self._file.commit()
+
+    def abort(self) -> None:
+        self._file.abort()
+
+
+def read_results(path: Path) -> Iterator[Optional[BatchResult]]:
+    """Each line of a results file (a batch's output or error file, or vllm run-batch's output) as a
+    result, None for a line that is none (a torn last line of a run that was killed, say). The file
+    is the user's or the provider's: it is read, never cut."""
+    with open(path, "rb") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                yield _result_decoder.decode(line)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                yield None
 
 
 # -- dedup keys --------------------------------------------------------------------------------------

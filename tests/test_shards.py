@@ -182,6 +182,10 @@ def test_merge_refuses_shards_of_different_plans(cli, endpoint, llm, workdir):
     (["--shards", "2"], "--shards is for --ray"),
     (["--ray", "local", "--shard", "0/2"], "give --shard or --ray, not both"),
     (["--ray", "local", "--api-key", "sk-secret"], "set OPENAI_API_KEY on every node"),
+    # Rounds plan the whole run's indices, not a shard's residue: refused together.
+    (["--shard", "0/2", "--batch"], "do not go with --shard or --ray"),
+    (["--shard", "1/2", "--write-requests", "requests.jsonl"], "do not go with --shard or --ray"),
+    (["--ray", "local", "--batch"], "do not go with --shard or --ray"),
 ])
 def test_shard_flags_that_cannot_be_used_are_one_line_and_status_2(cli, args, message):
     result = cli("generate", "--n", 4, *args)
@@ -189,6 +193,36 @@ def test_shard_flags_that_cannot_be_used_are_one_line_and_status_2(cli, args, me
     lines = result.err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.err
     assert "sk-secret" not in result.err
+
+
+def test_a_merge_and_a_resume_count_each_way_the_answers_came(workdir):
+    from synthgen.merge import merge
+    from synthgen.store import BatchJob, BatchRecord, Manifest, RunFolder, ShardOf
+
+    def example(index, via):
+        usage = {"http_requests": 1, "prompt_tokens": 10, "completion_tokens": 5, **({"via": via} if via else {})}
+        return {"id": f"e{index}", "index": index, "kind": "sts", "task": "t", "language": "English",
+                "query": f"q{index}", "positive": f"p{index}", "negative": None, "placeholders": {}, "raw": {},
+                "model": "m", "seed": 1, "usage": usage}
+
+    record = BatchRecord(rounds=1, jobs=[BatchJob(api="files", round=0, requests=1, indices=[(0, 1)], file="r")])
+    for k, vias in ((0, ["results-file", None]), (1, ["batch", "results-file"])):
+        folder = RunFolder(workdir / "runs-shards" / f"{k}-of-2")
+        folder.path.mkdir(parents=True)
+        folder.write_manifest(Manifest(fingerprint="f", status="complete", n=2, shard=ShardOf(k, 2, 4),
+                                       batch=record if k == 0 else None))
+        lines = [json.dumps(example(index, via)) for index, via in zip((k, k + 2), vias)]
+        (folder.path / "examples.jsonl").write_text("\n".join(lines) + "\n")
+
+    result = merge([workdir / "runs-shards"], workdir / "runs")
+    manifest = manifest_of(workdir / "runs")
+    assert manifest["valid"] == 4 and manifest["prompt_tokens"] == 40
+    assert manifest["via"] == {"batch": {"http_requests": 1, "prompt_tokens": 10, "completion_tokens": 5},
+                               "results-file": {"http_requests": 2, "prompt_tokens": 20, "completion_tokens": 10}}
+    assert manifest["batch"] is None  # a shard's rounds are its own folder's
+    # Resuming the merged run counts them as the merge did.
+    state = RunFolder(workdir / "runs").read_state()
+    assert state.via == result.state.via and state.via["results-file"].prompt_tokens == 20
 
 
 def test_a_shard_brainstorms_nothing_and_says_how_to_make_the_tasks(cli, endpoint, llm):

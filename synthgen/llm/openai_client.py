@@ -24,10 +24,10 @@ from tenacity import (
 )
 
 from synthgen.llm.base import Completion, RequestFailed, StopRun, Usage
+from synthgen.llm.chat import MODES, chat_request, read_completion
 from synthgen.llm.http import ChatTransport
 from synthgen.llm.limits import RateLimits, estimate_tokens, exhausted_for
 
-MODES = ("json_schema", "json_object", "none")
 BACKOFF_BASE = 0.5  # seconds: the first retry waits up to this, each next one up to twice as long
 BACKOFF_MAX = 30.0
 _TRY_AGAIN = re.compile(r"try again in\s*(\d+(?:\.\d+)?)\s*(ms|s)", re.IGNORECASE)
@@ -161,19 +161,7 @@ class OpenAICompatibleClient:
     ) -> Completion:
         estimate = estimate_tokens(prompt, max_tokens)
         await self._admit(estimate)
-        request: dict[str, Any] = {
-            "model": self.model,
-            "messages": [{"role": "user", "content": prompt}],
-            "max_tokens": max_tokens,
-            **self._sampling,
-        }
-        if mode == "json_schema":
-            request["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": schema_name, "schema": schema, "strict": True},
-            }
-        elif mode == "json_object":
-            request["response_format"] = {"type": "json_object"}
+        request = chat_request(self.model, prompt, max_tokens, self._sampling, schema, schema_name, mode)
         self.usage.http_requests += 1
         sent[0] += 1
         try:
@@ -189,18 +177,7 @@ class OpenAICompatibleClient:
         return completion
 
     def _completion(self, response: dict[str, Any]) -> Completion:
-        """The first choice of a chat.completion object, read leniently: servers differ."""
-        choices = response.get("choices") or [{}]
-        choice = choices[0] if isinstance(choices[0], dict) else {}
-        message = choice.get("message") or {}
-        usage = response.get("usage") or {}
-        completion = Completion(
-            text=message.get("content") or "",
-            finish_reason=choice.get("finish_reason"),
-            prompt_tokens=usage.get("prompt_tokens") or 0,
-            completion_tokens=usage.get("completion_tokens") or 0,
-            refusal=message.get("refusal"),
-        )
+        completion = read_completion(response)
         self.usage.add(completion)
         return completion
 
