@@ -200,23 +200,41 @@ def rate_limits(work: Path, quick: bool) -> dict:
 
 # -- dedup -----------------------------------------------------------------------------------------
 
+DEDUP_PAIRS = 3
+
 
 def dedup(work: Path, quick: bool) -> list[dict]:
+    """synthgen dedup and `LC_ALL=C sort -u` on the same records' keys, run in turn (ours, sort, ours,
+    sort, ...): median wall times, the median of each pair's ratio, the largest peak of each."""
     figures = []
     env = {**os.environ, "LC_ALL": "C"}
-    for n in ([100_000, 1_000_000] if quick else [1_000_000, 10_000_000]):
+    for n in ([100_000, 1_000_000] if quick else [10_000_000, 30_000_000]):
         records, keys = work / f"records-{n}.jsonl", work / f"keys-{n}.txt"
+        deduped, unique = work / f"dedup-{n}.jsonl", work / f"sorted-{n}.txt"
         subprocess.run([sys.executable, str(HERE / "make_records.py"), str(n), str(records), str(keys)], check=True)
-        ours = run(synthgen("dedup", records, "--out", work / f"dedup-{n}.jsonl", "-q"), work)
-        assert ours.status == 0, ours.out
-        theirs = run(["sort", "-u", "-o", str(work / f"sorted-{n}.txt"), str(keys)], work, env=env)
-        kept = int(re.search(r"kept (\d+)", ours.out).group(1))  # type: ignore[union-attr]
-        unique = sum(1 for _ in open(work / f"sorted-{n}.txt", "rb"))
-        figures.append({"n": n, "ours": ours.wall, "ours_mb": ours.peak_mb, "sort": theirs.wall,
-                        "sort_mb": theirs.peak_mb, "kept": kept, "sort_unique": unique})
-        for path in (records, keys, work / f"dedup-{n}.jsonl", work / f"sorted-{n}.txt"):
+        ours, theirs = [], []
+        for _ in range(1 if quick else DEDUP_PAIRS):
+            ours.append(run(synthgen("dedup", records, "--out", deduped, "-q"), work))
+            assert ours[-1].status == 0, ours[-1].out
+            theirs.append(run(["sort", "-u", "-o", str(unique), str(keys)], work, env=env))
+            assert theirs[-1].status == 0, theirs[-1].out
+        figures.append({
+            "n": n, "ours": median([r.wall for r in ours]), "sort": median([r.wall for r in theirs]),
+            "speed_up": median([t.wall / o.wall for o, t in zip(ours, theirs)]),
+            "ours_mb": max(r.peak_mb for r in ours), "sort_mb": max(r.peak_mb for r in theirs),
+            "kept": int(re.search(r"kept (\d+)", ours[-1].out).group(1)),  # type: ignore[union-attr]
+            "sort_unique": sum(1 for _ in open(unique, "rb")),
+        })
+        for path in (records, keys, deduped, unique):
             path.unlink()
     return figures
+
+
+def extrapolated(a: dict, b: dict, n: int) -> dict:
+    """Times and peaks at n records on the straight line through two measured sizes (linear in records)."""
+    at = {key: a[key] + (b[key] - a[key]) * (n - a["n"]) / (b["n"] - a["n"])
+          for key in ("ours", "sort", "ours_mb", "sort_mb")}
+    return {**at, "n": n, "speed_up": at["sort"] / at["ours"]}
 
 
 # -- the local model -------------------------------------------------------------------------------
@@ -301,13 +319,26 @@ def main() -> None:
             sections["Rate limits"] = f"{stamp}\n\n{text}"
             print(text, flush=True)
         if "dedup" not in args.skip:
-            rows = [[f"{f['n']:,}", f"{f['ours']:.1f}", f"{f['sort']:.1f}", f"{f['sort'] / f['ours']:.2f}x",
+            load_before = os.getloadavg()[0]
+            measured = dedup(work, args.quick)
+            load_after = os.getloadavg()[0]
+            far = extrapolated(*measured, 100_000_000)
+            rows = [[f"{f['n']:,}", f"{f['ours']:.1f}", f"{f['sort']:.1f}", f"{f['speed_up']:.2f}x",
                      f"{f['ours_mb']:,.0f}", f"{f['sort_mb']:,.0f}", f"{f['kept']:,} / {f['sort_unique']:,}"]
-                    for f in dedup(work, args.quick)]
+                    for f in measured]
+            rows.append([f"{far['n']:,} (extrapolated)", f"{far['ours']:.0f}", f"{far['sort']:.0f}",
+                         f"{far['speed_up']:.2f}x", f"{far['ours_mb']:,.0f}", f"{far['sort_mb']:,.0f}", "-"])
             text = table(["records", "synthgen dedup s", "LC_ALL=C sort -u s", "speed-up", "synthgen peak MB",
                           "sort peak MB", "kept / sort's unique"], rows)
+            pairs = "1 pair" if args.quick else f"{DEDUP_PAIRS} pairs"
             text += ("\n\nRecords of about 260 bytes, a tenth of them repeats; sort -u gets the same keys "
-                     "(kind, query, positive, negative) one a line. Peak memory is the largest single process.")
+                     "(kind, query, positive, negative) one a line. Whole processes, run in turn "
+                     f"({pairs} at each size): median wall times; speed-up = sort's time / synthgen's, the "
+                     "median of the pairs' ratios. Peak memory is the largest single process (synthgen's "
+                     "writer, which holds a digest a distinct key). The "
+                     f"{far['n']:,} row is not measured: it extrapolates the {measured[0]['n']:,} and "
+                     f"{measured[1]['n']:,} rows on a straight line (linear in records). Load average (1 minute) "
+                     f"at the start {load_before:.1f}, at the end {load_after:.1f}: the cores were shared.")
             sections["Dedup"] = f"{stamp}\n\n{text}"
             print(text, flush=True)
         if "local" not in args.skip and local_model(args.quick) is None:

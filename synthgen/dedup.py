@@ -199,22 +199,18 @@ class Workers:
 def kept_ranges(chunk: ChunkKeys, seen: set[bytes]) -> tuple[list[tuple[int, int]], int]:
     """The byte ranges of the chunk to write, and how many lines they hold; the keys go into `seen`.
 
-    A chunk is written whole but for its dropped lines, and the lines whose key an earlier chunk
-    had; only those few take a Python step each: at ten million lines, a step per line would cost
-    as much as the workers' parsing.
+    The chunk is written whole but for its dropped lines and the lines whose key an earlier chunk
+    had: the ranges between those. C-level set, map and compress passes only: at ten million lines,
+    a Python step a line would cost as much as the workers' parsing.
     """
     # isdisjoint first: a C loop without a call a key; a chunk with no repeat needs nothing more.
     repeats = [] if seen.isdisjoint(chunk.keys) else list(compress(chunk.lines, map(seen.__contains__, chunk.keys)))
     seen.update(chunk.keys)
+    cuts = sorted([*chunk.dropped, *repeats]) if repeats else chunk.dropped
     offsets = chunk.offsets
-    ranges, start = [], 0
-    for line in sorted([*chunk.dropped, *repeats]) if repeats else chunk.dropped:
-        if offsets[line] > start:
-            ranges.append((start, offsets[line]))
-        start = offsets[line + 1]
-    if start < offsets[-1]:
-        ranges.append((start, offsets[-1]))
-    return ranges, len(chunk.keys) - len(repeats)
+    starts = [0, *map(offsets.__getitem__, map((1).__add__, cuts))]  # after each cut line
+    ends = [*map(offsets.__getitem__, cuts), offsets[-1]]  # before the next one
+    return list(compress(zip(starts, ends), map(operator.lt, starts, ends))), len(chunk.keys) - len(repeats)
 
 
 class Output:
