@@ -280,7 +280,9 @@ def write_sections(sections: dict[str, str]) -> None:
     head, body = parts[0], {p.splitlines()[0][3:].strip(): p for p in parts[1:]}
     for title, text in sections.items():
         body[title] = f"## {title}\n\n{text.strip()}\n\n"
-    RESULTS.write_text(head.rstrip() + "\n\n" + "".join(body.values()).rstrip() + "\n")
+    # Every section ends in a blank line, the file's last one (kept as it was read) included.
+    sections_text = "".join(part.rstrip() + "\n\n" for part in body.values())
+    RESULTS.write_text(head.rstrip() + "\n\n" + sections_text.rstrip() + "\n")
 
 
 def main() -> None:
