@@ -6,7 +6,9 @@ the passage: a stand-in for an LLM that reads it), can answer a share of request
 time of every request (GET /stats) so that a rate can be checked afterwards.
 
     python bench/server.py --latency 0.1 [--port 0] [--reject-share 0.2] [--retry-after 1] [--task-pool 15000]
-prints "port N" when it listens.
+                           [--first-number 1000000]
+prints "port N" when it listens. Answers are numbered from --first-number: two servers of one run
+must not answer alike.
 """
 
 import argparse
@@ -65,8 +67,9 @@ def brainstormed(number: int, task_pool: int) -> list[str]:
     return [VARIANTS[(number + i) % len(VARIANTS)].format(pick) for i, pick in enumerate(picks)]
 
 
-def make_app(latency: float, reject_share: float, retry_after: float, seed: int, task_pool: int = 0) -> web.Application:
-    counter = itertools.count()
+def make_app(latency: float, reject_share: float, retry_after: float, seed: int, task_pool: int = 0,
+             first_number: int = 0) -> web.Application:
+    counter = itertools.count(first_number)
     arrivals: list[float] = []
     rng = random.Random(seed)
 
@@ -118,11 +121,12 @@ def main() -> None:
     parser.add_argument("--retry-after", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--task-pool", type=int, default=0, help="brainstorm answers repeat this many tasks (0: never)")
+    parser.add_argument("--first-number", type=int, default=0, help="where the answers' numbers start")
     args = parser.parse_args()
 
     async def serve() -> None:
-        runner = web.AppRunner(make_app(args.latency, args.reject_share, args.retry_after, args.seed, args.task_pool),
-                               access_log=None)
+        runner = web.AppRunner(make_app(args.latency, args.reject_share, args.retry_after, args.seed, args.task_pool,
+                                        args.first_number), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", args.port, backlog=4096)
         await site.start()
