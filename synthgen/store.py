@@ -253,6 +253,7 @@ _key_decoder = msgspec.json.Decoder(ExampleKey)
 _task_decoder = msgspec.json.Decoder(Task)
 _indexed_decoder = msgspec.json.Decoder(IndexedRecord)
 _manifest_decoder = msgspec.json.Decoder(Manifest)
+_reject_decoder = msgspec.json.Decoder(Reject)
 
 
 def encode(record: Any) -> bytes:
@@ -778,6 +779,9 @@ class Dropped(Example, kw_only=True, omit_defaults=True):
     evidence: dict[str, Any] = {}
 
 
+_dropped_decoder = msgspec.json.Decoder(Dropped)
+
+
 def dropped(example: Example, reason: str, evidence: dict[str, Any]) -> Dropped:
     return Dropped(**msgspec.structs.asdict(example), reason=reason, evidence=evidence)
 
@@ -855,6 +859,22 @@ class CuratedFolder:
 
     def open(self) -> "CuratedOutput":
         return CuratedOutput(self)
+
+    def read_report(self) -> Optional[dict[str, Any]]:
+        """curate's report.json, or None when the folder has none (it is no curated folder)."""
+        if not self.report.is_file():
+            return None
+        try:
+            report = msgspec.json.decode(self.report.read_bytes())
+        except (OSError, msgspec.DecodeError) as exc:
+            raise BadInput(f"cannot read {self.report}: {exc}") from None
+        if not isinstance(report, dict):
+            raise BadInput(f"{self.report} is not a curate report")
+        return report
+
+    def dropped_examples(self) -> Iterator[Dropped]:
+        """The dropped examples, in order; a line that is none is passed over (the file is read, never cut)."""
+        return records_of(self.dropped, _dropped_decoder) if self.dropped.is_file() else iter(())
 
 
 class Spool:
@@ -1192,6 +1212,24 @@ def run_files_beside(path: Path) -> tuple[Optional[Manifest], Optional[Path]]:
     except BadInput:
         manifest = None
     return manifest, (run.rejects if run.rejects.is_file() else None)
+
+
+def records_of(path: Path, decoder: Any) -> Iterator[Any]:
+    """Each line of a file that decodes as the decoder's record; other lines are passed over. For
+    reading what another command wrote (a report reads, never cuts a torn line: ledger_records does)."""
+    with open(path, "rb") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                yield decoder.decode(line)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                continue
+
+
+def read_rejects(path: Path) -> Iterator[Reject]:
+    """The rejected answers of a rejects file, in order (lines that are none passed over)."""
+    return records_of(path, _reject_decoder)
 
 
 class _Reason(msgspec.Struct):
