@@ -141,6 +141,9 @@ class Collector:
     checks: dict = field(default_factory=lambda: {c.name: (Tally(), collections.defaultdict(Tally)) for c in CHECKS})
     leaks: dict = field(default_factory=lambda: collections.defaultdict(collections.Counter))
     tasks: dict = field(default_factory=lambda: collections.defaultdict(collections.Counter))
+    # check name -> the length phrase asked -> lengths in words of what came back (the report draws them).
+    asked: dict = field(default_factory=lambda: collections.defaultdict(
+        lambda: collections.defaultdict(collections.Counter)))
 
     def add(self, example: Example) -> None:
         kind = example.kind
@@ -167,6 +170,7 @@ class Collector:
             total, by_value = self.checks[check.name]
             total.add(ok)
             by_value[str(phrase)].add(ok)
+            self.asked[check.name][str(phrase)][lengths[check.field]] += 1
         query, positive = _norm(example.query), _norm(example.positive)
         leak = self.leaks[kind]
         leak["examples"] += 1
@@ -253,7 +257,11 @@ def stats(paths: list[Path], show_progress: bool = False, quality: Optional["Con
     if read.examples == 0:
         raise BadInput(f"no stored examples in {', '.join(str(p) for p in paths)} "
                        f"({read.lines} lines{read.skipped()})")
-    c = collector
+    return {**figures(collector, read, files), **({"quality": measure.report()} if measure is not None else {})}
+
+
+def figures(c: Collector, read: ReadCounts, files: list[Path]) -> dict[str, Any]:
+    """What stats reports of the examples counted, and of the runs beside their files."""
     total_leaks: collections.Counter = collections.Counter()
     for counts in c.leaks.values():
         total_leaks.update(counts)
@@ -292,7 +300,6 @@ def stats(paths: list[Path], show_progress: bool = False, quality: Optional["Con
             },
         },
         "runs": run_report(run_folders(files)),
-        **({"quality": measure.report()} if measure is not None else {}),
     }
 
 
