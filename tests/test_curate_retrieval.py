@@ -160,6 +160,8 @@ def test_the_checks_through_an_embeddings_endpoint(cli, workdir, config):
         report = json.loads((workdir / "cur/report.json").read_text())
         assert report["embedder"]["via"] == "embeddings endpoint" and report["embedder"]["languages"] == "all"
         assert report["check_counts"]["consistency"]["positive rank"] == {"1": 23, ">3": 1}
+        # Every example's margin, in bins of 0.05: the two defects' below 0 (the report draws it).
+        assert report["check_counts"]["false-negative"]["margin"] == {"-0.45": 2, "0.15": 22}
 
         sent = len(server.requests)
         assert cli(*args).status == 0

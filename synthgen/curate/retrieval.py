@@ -20,6 +20,7 @@ file, a kind at a time. (Relabelling holds the texts it shows the LLM while it a
 import collections
 import contextlib
 import itertools
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -423,7 +424,19 @@ class RetrievalStage:
             ranks = {str(r): self.ranks[r] for r in range(1, k + 1) if self.ranks[r]}
             beyond = sum(n for r, n in self.ranks.items() if r > k)
             result[CONSISTENCY]["positive rank"] = {**ranks, **({f">{k}": beyond} if beyond else {})}
+        if FALSE_NEGATIVE in result and self.margins:
+            result[FALSE_NEGATIVE]["margin"] = margin_histogram(self.margins)
         return result
+
+
+MARGIN_BIN = 0.05
+
+
+def margin_histogram(margins: list[float]) -> dict[str, int]:
+    """cos(q, positive) - cos(q, negative) of every example with a negative, counted in bins of
+    MARGIN_BIN keyed by their lower edge ("-0.05" holds [-0.05, 0)): the hardness the report draws."""
+    counts = collections.Counter(math.floor(margin / MARGIN_BIN) for margin in margins)
+    return {f"{n * MARGIN_BIN:.2f}": counts[n] for n in sorted(counts)}
 
 
 class CachedModel:
