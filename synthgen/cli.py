@@ -476,6 +476,26 @@ def stats(
 
 
 @app.command()
+def report(
+    paths: Annotated[list[Path], typer.Argument(help="Run folders, curate or dedup outputs, imported data: JSONL "
+                                                     "files or folders of stored examples (several: side by side).")],
+    out: Annotated[Path, typer.Option(help="The HTML file to write.")] = Path("report.html"),
+    sample: Annotated[int, typer.Option(min=0, max=100_000, help="Examples in the page's browser, per input "
+                                                                   "(a seeded random sample).")] = 2_000,
+    seed: Annotated[int, typer.Option(help="Seed of the sample.")] = 0,
+    eval_files: Annotated[Optional[list[Path]], typer.Option(
+        "--eval", help="A result of `synthgen eval passkey --json` or `eval retrieval --json` (repeatable).")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """One self-contained HTML file that shows the data: charts, tables and an example browser, no network."""
+    from synthgen.report.build import report as write_report
+
+    result = write_report(paths, out, sample, seed, eval_files, show_progress=not quiet)
+    typer.echo(f"{result['examples']:,} examples from {result['inputs']} input(s), {result['sampled']:,} in the "
+               f"browser: {out} ({result['bytes'] / 2**20:.1f} MB)")
+
+
+@app.command()
 def curate(
     paths: Annotated[Optional[list[Path]], typer.Argument(help="JSONL files or folders of stored examples.",
                                                           show_default=False)] = None,
