@@ -6,9 +6,9 @@ import json
 import re
 
 import pytest
-
 import report_data
 from stored import stored, write_jsonl
+
 from synthgen.report.page import inline_json
 from synthgen.report.sample import Reservoir
 
