@@ -5,32 +5,15 @@ planted string (whose markup and URL stay text), and a screenshot of the top is 
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 import report_data
+from browser import CHROMIUM, DRIVER, MISSING, open_browser
 
 pytest.importorskip("matplotlib")
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (the test extra) drives the browser")
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver "
-                                "(apt-get install chromium chromium-driver; .ci/run installs them)")
-
-
-def open_browser(width: int = 1280, height: int = 900):
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     f"--window-size={width},{height}", "--hide-scrollbars", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    return webdriver.Chrome(service=Service(DRIVER), options=options)
+pytest.importorskip("selenium", reason="selenium (the test extra) drives the browser")
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason=MISSING)
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,8 @@ def report(paths: list[Path], out: Path, sample: int = 2_000, seed: int = 0, eva
     examples = sum(d.stats["examples"] for d in datasets)
     made = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     inputs = ", ".join(d.label for d in datasets)
-    header = (f"<h1>synthgen report</h1><p class=\"meta\">{esc(inputs)}: {examples:,} examples. "
+    counted = "; ".join(f"{d.label}: {d.stats['examples']:,} examples" for d in datasets)
+    header = (f"<h1>synthgen report</h1><p class=\"meta\">{esc(counted)}. "
               f"Made {esc(made)} by synthgen {esc(__version__)}; this file needs no network.</p>")
     data: dict[str, Any] = {"datasets": [d.label for d in datasets], "rows": [row for d in datasets for row in d.rows]}
     text = page(f"synthgen report: {inputs}", all_sections(datasets, results, sample), header, data)

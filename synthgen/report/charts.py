@@ -108,7 +108,7 @@ def bars(counts: Counts, horizontal: bool = False, label: str = "examples", orde
         if share:
             (ax.set_xlim if horizontal else ax.set_ylim)(0, 1)
         else:
-            (ax.xaxis if horizontal else ax.yaxis).set_major_locator(_whole())
+            _counting(ax.xaxis if horizontal else ax.yaxis)
         if n > 1:
             ax.legend(fontsize=8)
         return svg(fig)
@@ -116,11 +116,12 @@ def bars(counts: Counts, horizontal: bool = False, label: str = "examples", orde
     return _styled(draw)
 
 
-def _whole() -> Any:
-    """Ticks at whole numbers only: the axis counts examples."""
-    from matplotlib.ticker import MaxNLocator
+def _counting(axis: Any) -> None:
+    """An axis that counts: ticks at whole numbers only, thousands separated."""
+    from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
-    return MaxNLocator(integer=True)
+    axis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
 
 
 def _expand(histogram: Mapping[int, int]) -> tuple[list[int], list[int]]:
@@ -243,7 +244,7 @@ def histogram(counts: Counts, width: float, xlabel: str, ylabel: str = "examples
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         if not log:
-            ax.yaxis.set_major_locator(_whole())
+            _counting(ax.yaxis)
         if drawn > 1:
             ax.legend(fontsize=7)
         return svg(fig)
