@@ -7,6 +7,7 @@ decoder, two processes; one end-to-end run trains the offline all-MiniLM-L6-v2 t
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -185,7 +186,6 @@ def test_resume_from_a_checkpoint_continues_the_step_count(offline, tiny, cli, w
 def test_lora_on_a_tiny_decoder(offline, cli, workdir):
     pytest.importorskip("peft")
     from sentence_transformers import SentenceTransformer
-
     from tiny_models import tiny_decoder
 
     decoder = tiny_decoder(workdir / "tiny-mistral")
@@ -215,11 +215,20 @@ def test_two_processes_with_torchrun(offline, tiny, workdir):
     write(workdir / "ex.jsonl", [stored(i) for i in range(24)])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "synthgen", "train", "ex.jsonl", "--out", "ddp",
-                           "--base-model", str(tiny), "--max-steps", "2", "--batch-size", "4", "--device", "cpu", "-q"],
-                          cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.count("tiny-encoder on 24 rows") == 1, "the main process reports, once"
+    args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "synthgen",
+            "train", "ex.jsonl", "--out", "ddp", "--base-model", str(tiny), "--max-steps", "2", "--batch-size", "4",
+            "--device", "cpu", "-q"]
+    # A session of its own: were the workers to hang, the whole group goes, not torchrun alone.
+    proc = subprocess.Popen(args, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    assert proc.returncode == 0, stderr[-3000:]
+    assert stdout.count("tiny-encoder on 24 rows") == 1, "the main process reports, once"
     config = config_of(workdir / "ddp")
     assert config["processes"] == 2 and config["negatives_across_processes"] is True and config["steps"] == 2
 
