@@ -95,7 +95,8 @@ def main() -> None:
                for group, g in result["groups"].items() if group != "all"]
     text = "\n\n".join([
         f"{DATE}, {machine()}, torch on 2 threads; load average {loads['before']} before, {loads['after']} after "
-        f"(the machine is shared). `HF_HUB_OFFLINE=1 python bench/train_trainer.py` (baseline {args.baseline}).",
+        f"(the machine is shared). `{' '.join(['HF_HUB_OFFLINE=1 python bench/train_trainer.py', *sys.argv[1:]])}` "
+        f"(baseline {args.baseline}).",
         table(["model", "steps", "training s", "s / step", *METRICS], rows),
         table(["model", "kind", "queries", *METRICS], by_kind),
         f"Same data as \"Retrieval before and after training\" above: {loop['config']['rows']} training rows of "

@@ -537,8 +537,13 @@ def train_command(
                            mini_batch_size=mini_batch_size, mined_negatives=mined_negatives, eval_share=eval_share,
                            eval_steps=eval_steps, save_steps=save_steps, save_total_limit=save_total_limit,
                            lora=lora, lora_settings=LoraSettings(lora_rank, lora_alpha, lora_dropout), bf16=bf16)
-    config = train(paths, base_model, out, options, overwrite=overwrite, show_progress=not quiet,
-                   eval_paths=eval_data, resume_from_checkpoint=resume_from_checkpoint)
+    try:
+        config = train(paths, base_model, out, options, overwrite=overwrite, show_progress=not quiet,
+                       eval_paths=eval_data, resume_from_checkpoint=resume_from_checkpoint)
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted: the checkpoints in {out / 'checkpoints'} are kept; to go on, run: "
+                   f"{resume_command()}" + ("" if resume_from_checkpoint else " --resume-from-checkpoint latest"), err=True)
+        raise typer.Exit(130) from None
     if config:  # the main process of several reports
         typer.echo(train_summary(config, out))
 

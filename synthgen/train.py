@@ -78,6 +78,8 @@ class TrainOptions:
             raise BadInput("--mined-negatives must be 0 or more")
         if not 0 <= self.eval_share < 1:
             raise BadInput("--eval-share must be in [0, 1)")
+        if self.device not in (None, "cpu", "cuda"):
+            raise BadInput(f"--device {self.device!r}: cpu or cuda (choose GPUs with CUDA_VISIBLE_DEVICES or a launcher)")
         if self.lora_settings.rank < 1:
             raise BadInput("--lora-rank must be at least 1")
         check_template(self.query_template)
@@ -228,6 +230,10 @@ def prepare(paths: list[Path], base_model: Optional[str], out: Path, options: Tr
     """Check everything, read the data, load the model and build the Trainer; nothing trained yet."""
     options.check()
     try:
+        import torch  # noqa: F401  (first: without it the others print their own warnings, or half-import)
+    except ImportError:
+        raise BadInput(f"synthgen train needs the train extra: {INSTALL_HINT}") from None
+    try:
         import datasets
         import transformers
         from sentence_transformers import SentenceTransformerTrainer
@@ -282,10 +288,10 @@ def train(paths: list[Path], base_model: Optional[str], out: Path, options: Trai
           resume_from_checkpoint: Optional[str] = None) -> dict:
     """Train, save the model to OUT and the run's record to OUT/synthgen-train.json; returns the record
     (empty on a process other than the main one)."""
+    run = prepare(paths, base_model, out, options, overwrite, show_progress, eval_paths, resume_from_checkpoint)
     from synthgen.train_log import LOG_NAME, PLOT_NAME, evaluations, loss_curve, plot, read_log
     from synthgen.train_model import save_model
 
-    run = prepare(paths, base_model, out, options, overwrite, show_progress, eval_paths, resume_from_checkpoint)
     trainer, log_path = run.trainer, out / LOG_NAME
     started = time.monotonic()
     result = trainer.train(resume_from_checkpoint=str(run.checkpoint) if run.checkpoint is not None else None)
@@ -318,6 +324,7 @@ def train(paths: list[Path], base_model: Optional[str], out: Path, options: Trai
         "negatives_across_processes": gather_negatives(run.processes, run.tables),
         "device": str(run.model.device),
         "steps": trainer.state.global_step,
+        "warmup_steps": trainer.args.get_warmup_steps(trainer.state.max_steps),
         "resumed_from": str(run.checkpoint) if run.checkpoint is not None else None,
         "loss_first": losses[0] if losses else None,
         "loss_last_20_mean": sum(losses[-20:]) / len(losses[-20:]) if losses else None,

@@ -267,10 +267,13 @@ def test_train_minilm_with_an_evaluator_and_load_the_model(offline, cli, workdir
 
 
 def test_without_the_extra_one_line_and_exit_2(cli, workdir, monkeypatch):
+    imported = set(sys.modules)
     monkeypatch.setitem(sys.modules, "torch", None)
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)
     write(workdir / "ex.jsonl", [stored(0)])
     result = cli("train", "ex.jsonl", "--out", "model", "-q")
+    for name in set(sys.modules) - imported:  # half-imported without torch: later tests import them afresh
+        monkeypatch.delitem(sys.modules, name)
     assert result.status == 2
     assert result.err.strip() == "synthgen: synthgen train needs the train extra: pip install torch==2.13.0 'synthgen[train]'"
 
