@@ -38,8 +38,11 @@ METRICS = ("ndcg@10", "mrr@10", "recall@1", "recall@10")
 
 
 def synthgen(source: Path, *args: object) -> str:
+    """`python -m synthgen ARGS` with SOURCE's package: run outside the checkout, whose own synthgen
+    `python -m` would otherwise find first (the current directory leads sys.path)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(source)}
-    proc = subprocess.run([sys.executable, "-m", "synthgen", *map(str, args)], capture_output=True, text=True, env=env)
+    proc = subprocess.run([sys.executable, "-m", "synthgen", *map(str, args)], capture_output=True, text=True, env=env,
+                          cwd=tempfile.gettempdir())
     if proc.returncode != 0:
         sys.exit(f"synthgen {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return proc.stdout
@@ -72,11 +75,15 @@ def main() -> None:
                        "--seed", "0").strip())
         train, test = facts / "split" / "train.jsonl", facts / "split" / "test.jsonl"
         baseline = extract(args.baseline, work / "baseline")
+        # The baseline's own words: the loop printed "for N steps", the Trainer "to step N".
+        assert "for {config['steps']} steps" in (baseline / "synthgen" / "cli.py").read_text()
         runs, loads = {}, {"before": load()}
         for name, source in (("hand-written loop", baseline), ("Trainer", ROOT)):
             out = work / name.replace(" ", "-")
-            print(synthgen(source, "train", train, "--out", out, "--epochs", args.epochs, "--batch-size",
-                           args.batch_size, "-q").strip().splitlines()[0], flush=True)
+            said = synthgen(source, "train", train, "--out", out, "--epochs", args.epochs, "--batch-size",
+                            args.batch_size, "-q").strip().splitlines()[0]
+            print(said, flush=True)
+            assert ("to step" in said) == (source == ROOT), f"{name} ran the wrong synthgen: {said}"
             config = json.loads((out / "synthgen-train.json").read_text())
             runs[name] = {"config": config, "retrieval": retrieval(test, ["--model", str(out)])}
         loads["after"] = load()
@@ -104,9 +111,11 @@ def main() -> None:
         f"{args.epochs} epoch(s) at batch size {args.batch_size}, lr 2e-5, warm-up 10%, scale 50, from all-MiniLM-L6-v2; "
         f"the test pool is the held-out examples' {base['documents']} documents. The Trainer takes "
         f"{ratio:.2f}x the loop's time per step ({trainer['per_step']:.2f} s against {loop['per_step']:.2f} s; a step "
-        f"is a batch of {args.batch_size} rows in both). It takes {trainer['config']['steps']} steps where the loop took "
-        f"{loop['config']['steps']}: the loop packed rows into batches itself, the Trainer's multi-dataset sampler "
-        f"draws as many batches from each dataset as full batches would take. Training loss: loop "
+        f"is a batch of {args.batch_size} rows in both, the Trainer's time with its checkpoint at the epoch's end). "
+        + (f"It takes {trainer['config']['steps']} steps where the loop took {loop['config']['steps']}: the loop packed "
+           f"rows into batches itself, the Trainer's samplers draw as many batches from each dataset as full "
+           f"batches would take. " if trainer['config']['steps'] != loop['config']['steps'] else "")
+        + "Training loss: loop "
         f"{loop['config']['loss_first']:.3f} -> {loop['config']['loss_last_20_mean']:.3f}, Trainer "
         f"{trainer['config']['loss_first']:.3f} -> {trainer['config']['loss_last_20_mean']:.3f} (first step -> mean of "
         f"the last 20).",

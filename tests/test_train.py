@@ -191,8 +191,10 @@ def test_lora_on_a_tiny_decoder(offline, cli, workdir):
     decoder = tiny_decoder(workdir / "tiny-mistral")
     records = [stored(i, task="Find the note about a number") for i in range(16)]
     write(workdir / "ex.jsonl", records)
+    write(workdir / "held-out.jsonl", [stored(100 + i, task="Find the note about a colour") for i in range(6)])
     result = cli("train", "ex.jsonl", "--out", "lora", "--base-model", decoder, "--lora", "--max-steps", "8",
-                 "--batch-size", "8", "--lr", "5e-3", "--warmup-ratio", "0", "--device", "cpu", "-q")
+                 "--batch-size", "8", "--lr", "5e-3", "--warmup-ratio", "0", "--device", "cpu",
+                 "--eval-data", "held-out.jsonl", "-q")
     assert result.status == 0, result.err
     config = config_of(workdir / "lora")
     assert config["pooling"] == "last token, EOS appended" and config["temperature"] == 0.02
@@ -201,6 +203,9 @@ def test_lora_on_a_tiny_decoder(offline, cli, workdir):
     losses = [loss for _, loss in config["loss_curve"]]
     assert len(losses) == 8 and sum(losses[-3:]) / 3 < sum(losses[:3]) / 3, losses
     assert (workdir / "lora" / "adapter" / "adapter_config.json").is_file()
+    evaluator = config["evaluator"]
+    assert evaluator["held_out"] == "--eval-data" and evaluator["queries"] == 6 and evaluator["documents"] == 12
+    assert [r["step"] for r in evaluator["results"]] == [0, 2, 4, 6, 8]  # before, and at each epoch's end
     # The merged model loads without peft's help and encodes; its tokenizer appends EOS itself.
     model = SentenceTransformer(str(workdir / "lora"), device="cpu")
     vectors = model.encode(["Instruct: Find the note about a number\nQuery: question 1", "the answer"])
