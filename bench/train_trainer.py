@@ -7,11 +7,12 @@ this checkout's synthgen (the Trainer) and with BASELINE's (the hand-written PyT
 with `git archive`, nothing in the checkout changes). Each trained model, and the base model, is
 scored by this checkout's `synthgen eval retrieval` on the held-out tasks. Time per step is each
 run's training time (model loading and saving left out, as each run reports it) over its steps;
-the two runs batch differently (the loop kept rows with and without a negative apart; the Trainer's
-NO_DUPLICATES sampler over the same rows), so steps are compared, not whole runs.
+the two runs fill their batches differently (the loop cut a batch short at a repeated text, the
+Trainer's NO_DUPLICATES sampler fills it from further on; its rows per epoch are counted from its
+own sampler, with the run's seed), so time per row trained is given too.
 
-    HF_HUB_OFFLINE=1 python bench/train_trainer.py                       # baseline: 0e31ff8, the last loop
-    HF_HUB_OFFLINE=1 python bench/train_trainer.py --epochs 1 --no-write  # quicker, prints only
+    HF_HUB_OFFLINE=1 python bench/train_trainer.py --epochs 1            # baseline: 0e31ff8, the last loop
+    HF_HUB_OFFLINE=1 python bench/train_trainer.py --epochs 3 --no-write  # the table's 3 epochs, prints only
 
 Writes the "Training: the Trainer against the hand-written loop" section of bench/RESULTS.md.
 """
@@ -54,6 +55,15 @@ def retrieval(test: Path, model: list[str]) -> dict:
     return {"documents": report["documents"], "groups": groups}
 
 
+def trainer_rows_per_epoch(train: Path, work: Path, batch_size: int) -> int:
+    """The rows the Trainer's samplers put in the first epoch's batches (the same seed as the run)."""
+    sys.path.insert(0, str(ROOT))
+    from synthgen.train import TrainOptions, prepare
+
+    run = prepare([train], None, work / "probe", TrainOptions(batch_size=batch_size, device="cpu"), show_progress=False)
+    return sum(len(batch) for batch in run.trainer.get_train_dataloader().batch_sampler)
+
+
 def load() -> str:
     return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
@@ -88,13 +98,16 @@ def main() -> None:
             runs[name] = {"config": config, "retrieval": retrieval(test, ["--model", str(out)])}
         loads["after"] = load()
         base = retrieval(test, [])
-    rows = [["all-MiniLM-L6-v2 (base)", "-", "-", "-", *(f"{base['groups']['all'][m]:.3f}" for m in METRICS)]]
+        runs["hand-written loop"]["rows_per_epoch"] = runs["hand-written loop"]["config"]["rows"]  # every row, each epoch
+        runs["Trainer"]["rows_per_epoch"] = trainer_rows_per_epoch(train, work, args.batch_size)
+    rows = [["all-MiniLM-L6-v2 (base)", "-", "-", "-", "-", "-", *(f"{base['groups']['all'][m]:.3f}" for m in METRICS)]]
     for name, run in runs.items():
         config, groups = run["config"], run["retrieval"]["groups"]
-        per_step = config["seconds"] / config["steps"]
-        run["per_step"] = per_step
-        rows.append([f"trained: {name}", str(config["steps"]), f"{config['seconds']:.0f}", f"{per_step:.2f}",
-                     *(f"{groups['all'][m]:.3f}" for m in METRICS)])
+        run["per_step"] = config["seconds"] / config["steps"]
+        run["rows_per_step"] = run["rows_per_epoch"] * args.epochs / config["steps"]
+        run["per_row"] = run["per_step"] / run["rows_per_step"]
+        rows.append([f"trained: {name}", str(config["steps"]), f"{run['rows_per_step']:.1f}", f"{config['seconds']:.0f}",
+                     f"{run['per_step']:.2f}", f"{run['per_row'] * 1000:.0f}", *(f"{groups['all'][m]:.3f}" for m in METRICS)])
     loop, trainer = runs["hand-written loop"], runs["Trainer"]
     ratio = trainer["per_step"] / loop["per_step"]
     by_kind = [[name, group, str(g["queries"]), *(f"{g[m]:.3f}" for m in METRICS)]
@@ -104,14 +117,17 @@ def main() -> None:
         f"{DATE}, {machine()}, torch on 2 threads; load average {loads['before']} before, {loads['after']} after "
         f"(the machine is shared). `{' '.join(['HF_HUB_OFFLINE=1 python bench/train_trainer.py', *sys.argv[1:]])}` "
         f"(baseline {args.baseline}).",
-        table(["model", "steps", "training s", "s / step", *METRICS], rows),
+        table(["model", "steps", "rows / step", "training s", "s / step", "ms / row", *METRICS], rows),
         table(["model", "kind", "queries", *METRICS], by_kind),
         f"Same data as \"Retrieval before and after training\" above: {loop['config']['rows']} training rows of "
         f"`bench/facts.py --per-task {args.per_task} --seed 0` split by task (`--test-share 0.25 --seed 0`), "
         f"{args.epochs} epoch(s) at batch size {args.batch_size}, lr 2e-5, warm-up 10%, scale 50, from all-MiniLM-L6-v2; "
         f"the test pool is the held-out examples' {base['documents']} documents. The Trainer takes "
-        f"{ratio:.2f}x the loop's time per step ({trainer['per_step']:.2f} s against {loop['per_step']:.2f} s; a step "
-        f"is a batch of {args.batch_size} rows in both, the Trainer's time with its checkpoint at the epoch's end). "
+        f"{ratio:.2f}x the loop's time per step ({trainer['per_step']:.2f} s against {loop['per_step']:.2f} s) and "
+        f"{trainer['per_row'] / loop['per_row']:.2f}x its time per row trained (a step of the loop held "
+        f"{loop['rows_per_step']:.1f} rows on average, a step of the Trainer {trainer['rows_per_step']:.1f}: the loop "
+        f"cut a batch short at a repeated long-short label, the Trainer's NO_DUPLICATES sampler fills it from further "
+        f"on). The Trainer's time includes its checkpoint at the epoch's end (model and optimizer state). "
         + (f"It takes {trainer['config']['steps']} steps where the loop took {loop['config']['steps']}: the loop packed "
            f"rows into batches itself, the Trainer's samplers draw as many batches from each dataset as full "
            f"batches would take. " if trainer['config']['steps'] != loop['config']['steps'] else "")

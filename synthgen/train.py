@@ -358,10 +358,7 @@ def data_counts(run: Prepared) -> dict[str, Any]:
 
 
 def keep_log_until(path: Path, checkpoint: Path) -> None:
-    """A resumed run logs the steps after its checkpoint again: the old lines for them go."""
-    if not path.is_file():
-        return
-    step = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))["global_step"]
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines()
-             if line.strip() and json.loads(line)["step"] <= step]
-    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    from synthgen.train_log import keep_until
+
+    if path.is_file():
+        keep_until(path, json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))["global_step"])

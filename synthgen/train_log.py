@@ -36,9 +36,22 @@ class StepLog(TrainerCallback):
 
 
 def read_log(path: Path) -> list[dict[str, Any]]:
+    """The records of a log; a line torn by a kill is passed over."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue
+    return records
+
+
+def keep_until(path: Path, step: int) -> None:
+    """A resumed run logs the steps after its checkpoint again: the old lines for them go."""
+    kept = [r for r in read_log(path) if r.get("step", 0) <= step]
+    path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
 
 
 def loss_curve(records: list[dict[str, Any]]) -> list[list[float]]:
