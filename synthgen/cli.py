@@ -628,31 +628,70 @@ def split_command(
 @app.command("train")
 def train_command(
     paths: Annotated[list[Path], typer.Argument(help="Stored examples (or an e5 / sentence-transformers export): files or folders.")],
-    out: Annotated[Path, typer.Option(help="Folder for the trained model and synthgen-train.json.")],
-    base_model: Annotated[Optional[str], typer.Option(help="sentence-transformers model to start from (default: the offline all-MiniLM-L6-v2).")] = None,
-    batch_size: Annotated[int, typer.Option(min=2, help="Rows per batch: each row's negatives are the others' documents.")] = 32,
+    out: Annotated[Path, typer.Option(help="Folder for the trained model, its checkpoints, log, plot and synthgen-train.json.")],
+    base_model: Annotated[Optional[str], typer.Option(help="sentence-transformers model to start from, or a decoder LLM (pooled on its last token, EOS appended; default: the offline all-MiniLM-L6-v2).")] = None,
+    batch_size: Annotated[int, typer.Option(min=2, help="Rows per batch (per process): each row's negatives are the others' documents.")] = 32,
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = 2e-5,
     warmup_ratio: Annotated[float, typer.Option(help="Share of the steps spent warming the learning rate up.")] = 0.1,
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the data.")] = 1,
     max_steps: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many steps.")] = None,
     scale: Annotated[float, typer.Option(help="Similarity scale of the loss: 1 / temperature (the paper: 0.02).")] = 50.0,
+    loss: Annotated[str, typer.Option(help="mnrl (MultipleNegativesRankingLoss) or cached-mnrl (GradCache: a large batch "
+                                           "in the memory of --mini-batch-size rows, the same loss).")] = "mnrl",
+    mini_batch_size: Annotated[int, typer.Option(min=1, help="cached-mnrl: rows embedded per forward pass.")] = 32,
+    mined_negatives: Annotated[Optional[int], typer.Option(min=0, help="Take up to K of curate's mined negatives per row, "
+                                                                       "besides the generated one (default: one hard negative, the generated one or else a mined one).")] = None,
+    eval_data: Annotated[Optional[list[Path]], typer.Option(help="Held-out stored examples the evaluator ranks during training.")] = None,
+    eval_share: Annotated[float, typer.Option(help="Hold out this share of the input, whole tasks at a time, for the evaluator.")] = 0.0,
+    eval_steps: Annotated[Optional[int], typer.Option(min=1, help="Evaluate every N steps (default: each epoch).")] = None,
+    save_steps: Annotated[Optional[int], typer.Option(min=1, help="Checkpoint every N steps (default: each epoch).")] = None,
+    save_total_limit: Annotated[int, typer.Option(min=1, help="Checkpoints kept (the oldest go).")] = 2,
+    resume_from_checkpoint: Annotated[Optional[str], typer.Option(help="Go on from a checkpoint folder, or 'latest' for OUT's last.")] = None,
+    lora: Annotated[bool, typer.Option("--lora", help="Train a LoRA adapter (peft) instead of every weight, as the paper trained Mistral-7B.")] = False,
+    lora_rank: Annotated[int, typer.Option(min=1, help="LoRA rank (the paper: 16).")] = 16,
+    lora_alpha: Annotated[int, typer.Option(min=1, help="LoRA alpha.")] = 32,
+    lora_dropout: Annotated[float, typer.Option(min=0.0, max=0.9, help="LoRA dropout.")] = 0.1,
+    bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 mixed precision (GPUs that have it).")] = False,
     max_seq_length: MaxSeqLength = None,
     query_template: QueryTemplate = QUERY_TEMPLATE,
     seed: Annotated[int, typer.Option(help="Seed of the batches and the initialisation.")] = 0,
-    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, ... (default: cuda when there is one).")] = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu to force the CPU (default: the Trainer's choice, a GPU when there is one).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Write into a folder that is not empty.")] = False,
     quiet: Quiet = False,
 ) -> None:
-    """Fine-tune a sentence-transformers model with MultipleNegativesRankingLoss (extra: train)."""
+    """Fine-tune an embedding model with the sentence-transformers Trainer (extra: train)."""
     from synthgen.train import TrainOptions, train
+    from synthgen.train_model import LoraSettings
 
     options = TrainOptions(batch_size=batch_size, learning_rate=lr, warmup_ratio=warmup_ratio, epochs=epochs,
                            max_steps=max_steps, scale=scale, max_seq_length=max_seq_length,
-                           query_template=query_template, seed=seed, device=device)
-    config = train(paths, base_model, out, options, overwrite=overwrite, show_progress=not quiet)
-    typer.echo(f"trained {config['base_model']} on {config['rows']} rows ({config['rows_with_negative']} with a hard "
-               f"negative) for {config['steps']} steps in {config['seconds']} s, loss {config['loss_first']:.3f} -> "
-               f"{config['loss_last_20_mean']:.3f}: {out} (settings in {out / 'synthgen-train.json'})")
+                           query_template=query_template, seed=seed, device=device, loss=loss,
+                           mini_batch_size=mini_batch_size, mined_negatives=mined_negatives, eval_share=eval_share,
+                           eval_steps=eval_steps, save_steps=save_steps, save_total_limit=save_total_limit,
+                           lora=lora, lora_settings=LoraSettings(lora_rank, lora_alpha, lora_dropout), bf16=bf16)
+    try:
+        config = train(paths, base_model, out, options, overwrite=overwrite, show_progress=not quiet,
+                       eval_paths=eval_data, resume_from_checkpoint=resume_from_checkpoint)
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted: the checkpoints in {out / 'checkpoints'} are kept; to go on, run: "
+                   f"{resume_command()}" + ("" if resume_from_checkpoint else " --resume-from-checkpoint latest"), err=True)
+        raise typer.Exit(130) from None
+    if config:  # the main process of several reports
+        typer.echo(train_summary(config, out))
+
+
+def train_summary(config: dict, out: Path) -> str:
+    losses = (f", loss {config['loss_first']:.3f} -> {config['loss_last_20_mean']:.3f}"
+              if config["loss_first"] is not None else "")
+    line = (f"trained {config['base_model']} on {config['rows_trained']} rows ({config['rows_with_negative']} with a hard "
+            f"negative) to step {config['steps']} in {config['seconds']} s{losses}: {out} (settings in "
+            f"{out / 'synthgen-train.json'})")
+    if config["evaluator"] and config["evaluator"]["results"]:
+        first, last = config["evaluator"]["results"][0], config["evaluator"]["results"][-1]
+        key = next((k for k in last if k.endswith("ndcg@10")), None)
+        if key is not None:
+            line += f"\nheld-out nDCG@10: {first[key]:.3f} at step {first['step']} -> {last[key]:.3f} at step {last['step']}"
+    return line
 
 
 eval_app = typer.Typer(help="Evaluate an embedding model: the passkey benchmark or retrieval.")
