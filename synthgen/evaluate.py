@@ -1,8 +1,11 @@
 """Evaluation: the passkey benchmark (top-1 accuracy per length) and retrieval (nDCG@10, MRR@10,
-recall@1 and recall@10) on held-out synthgen examples or on a BEIR folder.
+recall@1, recall@10, MAP@100 and recall@100, by sentence-transformers' InformationRetrievalEvaluator)
+on held-out synthgen examples or on a BEIR folder.
 
 Queries are embedded with their instruction through the query template (synthgen.instructions: the
-paper's by default), documents as they are.
+paper's by default), documents as they are. Every distinct model input is embedded once: the passkey
+benchmark's documents across all its queries and lengths, a retrieval pool's documents and queries
+across all its groups.
 """
 
 import collections
@@ -12,13 +15,14 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 from tqdm import tqdm
 
 from synthgen import beir
 from synthgen.beir import is_folder as is_beir_folder  # noqa: F401  (the CLI asks it)
 from synthgen.embedders import Embedder, similarities, stack, top_k
+from synthgen.embedding_cache import text_digest
 from synthgen.errors import BadInput
 from synthgen.instructions import query_text
 from synthgen.store import CorpusFolder, ReadCounts, example_files, read_examples
@@ -53,45 +57,95 @@ def passkey_folders(folder: Path) -> list[tuple[int, Path]]:
     raise BadInput(f"{folder} is not a passkey benchmark: no passkey.json (run `synthgen passkey --out {folder}`)")
 
 
+class DistinctInputs:
+    """Texts -> rows of one matrix, each distinct model input embedded once, a chunk at a time.
+
+    Inputs are keyed by digest, so a streamed corpus of long documents is never held whole (an
+    endpoint reads every text whole: its keys are the texts themselves)."""
+
+    def __init__(self, embedder: Embedder):
+        self.embedder = embedder
+        self.rows: dict[bytes, int] = {}
+        self.pending: list[str] = []
+        self.parts: list[Any] = []
+
+    def add(self, texts: list[str]) -> list[int]:
+        """The row of each text's vector (the vectors come with matrix())."""
+        rows = []
+        for text in self.embedder.model_inputs(texts):
+            key = text_digest(text)
+            row = self.rows.get(key)
+            if row is None:
+                row = self.rows[key] = len(self.rows)
+                self.pending.append(text)
+            rows.append(row)
+        if len(self.pending) >= CHUNK:
+            self.flush()
+        return rows
+
+    def flush(self) -> None:
+        if self.pending:
+            self.parts.append(self.embedder.encode(self.pending))
+            self.pending = []
+
+    def matrix(self) -> Any:
+        self.flush()
+        return stack(self.parts)
+
+
 def evaluate_passkey(folder: Path, embedder: Embedder, template: str, show_progress: bool = True) -> dict:
-    """Top-1 accuracy per length: the right document must score above every other candidate."""
-    rows = []
-    meta: dict = {}
+    """Top-1 accuracy per length: the right document must score above every other candidate (a tie
+    is a miss: a model that cannot tell the candidates apart has not found the passkey)."""
+    started = time.monotonic()
+    lengths = []
     for length, sub in passkey_folders(folder):
-        started = time.monotonic()
         meta = json.loads((sub / "metadata.json").read_text(encoding="utf-8"))
+        lengths.append((length, sub, meta))
+    inputs = DistinctInputs(embedder)
+    documents: dict[int, dict[str, int]] = {}  # length -> document id -> row
+    with tqdm(total=sum(m.get("documents") or 0 for _, _, m in lengths) or None, desc="passkey documents",
+              unit="doc", disable=None if show_progress else True) as bar:
+        for length, sub, _ in lengths:
+            # Streamed a chunk at a time: a long length's corpus is hundreds of megabytes.
+            ids = documents[length] = {}
+            for chunk in _chunks(beir.corpus(sub), CHUNK):
+                for doc, row in zip(chunk, inputs.add([doc.text for doc in chunk])):
+                    ids[doc.id] = row
+                bar.update(len(chunk))
+    asked = []  # (length, query, gold, query row)
+    for length, sub, _ in lengths:
         queries = list(beir.queries(sub))
         relevant = beir.relevance(beir.read_qrels(beir.qrels_file(sub, beir.DEFAULT_SPLIT)))
-        gold = {query_id: next(iter(docs)) for query_id, docs in relevant.items()}
-        # Streamed a chunk at a time: a long length's corpus is hundreds of megabytes.
-        ids, parts, texts = [], [], []
-        with tqdm(total=meta.get("documents"), desc=f"passkey {length}", unit="doc",
-                  disable=None if show_progress else True) as bar:
-            for doc in beir.corpus(sub):
-                ids.append(doc.id)
-                texts.append(doc.text)
-                if len(texts) == CHUNK:
-                    parts.append(embedder.embed(texts))
-                    bar.update(len(texts))
-                    texts = []
-            if texts:
-                parts.append(embedder.embed(texts))
-                bar.update(len(texts))
-        vectors = stack(parts)
-        index = {doc_id: i for i, doc_id in enumerate(ids)}
-        query_vectors = embedder.embed([query_text(template, q.fields.get("instruction"), q.text) for q in queries])
-        correct = 0
-        for query, query_vector in zip(queries, query_vectors):
-            candidates = query.fields.get("candidates") or ids
-            scores = similarities(query_vector, [vectors[index[c]] for c in candidates])
-            right = candidates.index(gold[query.id])
-            if all(scores[right] > s for i, s in enumerate(scores) if i != right):
-                correct += 1
-        rows.append({"length": length, "queries": len(queries), "correct": correct,
-                     "accuracy": correct / len(queries), "seconds": round(time.monotonic() - started, 1)})
+        rows = inputs.add([query_text(template, q.fields.get("instruction"), q.text) for q in queries])
+        asked += [(length, q, next(iter(relevant[q.id])), row) for q, row in zip(queries, rows)]
+    vectors = inputs.matrix()
+    embedded = len(inputs.rows)
+    correct: collections.Counter = collections.Counter()
+    for length, query, gold, row in asked:
+        ids = documents[length]
+        candidates = query.fields.get("candidates") or list(ids)
+        scores = similarities(vectors[row], [vectors[ids[c]] for c in candidates])
+        right = candidates.index(gold)
+        correct[length] += all(scores[right] > s for i, s in enumerate(scores) if i != right)
+    counts = collections.Counter(length for length, *_ in asked)
+    per_length = [{"length": length, "queries": counts[length], "correct": correct[length],
+                   "accuracy": correct[length] / counts[length]} for length, _, _ in lengths]
+    meta = lengths[-1][2] if lengths else {}
     return {"benchmark": "passkey", "folder": str(folder), **embedder.describe(), "query_template": template,
             "unit": meta.get("unit"), "tokenizer": meta.get("tokenizer"), "candidates": meta.get("candidates"),
-            "lengths": rows}
+            "documents": sum(len(ids) for ids in documents.values()), "inputs_embedded": embedded,
+            "seconds": round(time.monotonic() - started, 1), "lengths": per_length}
+
+
+def _chunks(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    chunk = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 # -- retrieval ---------------------------------------------------------------------------------------

