@@ -25,6 +25,7 @@ from synthgen.embedders import Embedder, similarities, stack, top_k
 from synthgen.embedding_cache import text_digest
 from synthgen.errors import BadInput
 from synthgen.instructions import query_text
+from synthgen.models import INSTALL_HINT
 from synthgen.store import CorpusFolder, ReadCounts, example_files, read_examples
 from synthgen.tables import table
 
@@ -200,7 +201,8 @@ def load_examples(paths: list[Path], instruction: Optional[str],
 
     def doc_id(text: str) -> str:
         if text not in pool:
-            pool[text] = f"d{len(pool)}"
+            # Zero-padded: the evaluator breaks a tie by document id, and then the earlier document wins.
+            pool[text] = f"d{len(pool):09d}"
             data.doc_ids.append(pool[text])
             data.documents.append(text)
         return pool[text]
@@ -223,6 +225,61 @@ def load_examples(paths: list[Path], instruction: Optional[str],
     return data, counts
 
 
+# Reported per group: the evaluator's (metric, k) under synthgen's names.
+METRICS = {"ndcg@10": ("ndcg@k", 10), "mrr@10": ("mrr@k", 10), "recall@1": ("recall@k", 1),
+           "recall@10": ("recall@k", 10), "map@100": ("map@k", 100), "recall@100": ("recall@k", 100)}
+
+
+class PrecomputedModel:
+    """What InformationRetrievalEvaluator asks of a model, answered from vectors already computed by a
+    synthgen Embedder (a local model or an endpoint alike), so each text is embedded once whatever
+    the number of groups evaluated."""
+
+    similarity_fn_name = "cosine"
+
+    def __init__(self, texts: list[str], vectors: Any):
+        import torch
+
+        self.vectors = torch.as_tensor(vectors)
+        self.rows = {text: i for i, text in enumerate(texts)}
+
+    def encode_query(self, sentences: list[str], **_: Any) -> Any:
+        return self.vectors[[self.rows[text] for text in sentences]]
+
+    encode_document = encode_query
+
+
+def evaluate_retrieval(data: RetrievalSet, embedder: Embedder, template: str, show_progress: bool = True) -> dict:
+    """Each query against the whole pool, by sentence-transformers' InformationRetrievalEvaluator,
+    overall and per group. Relevance is binary there: a document judged above 0 is relevant."""
+    try:
+        from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+        from sentence_transformers.util import cos_sim
+    except ImportError:
+        raise BadInput(f"synthgen eval retrieval needs the train extra: {INSTALL_HINT}") from None
+    started = time.monotonic()
+    texts = [query_text(template, inst, q) for inst, q in zip(data.instructions, data.queries)]
+    vectors = stack([embed_all(embedder, data.documents, "documents", show_progress),
+                     embed_all(embedder, texts, "queries", show_progress)])
+    model: Any = PrecomputedModel(data.documents + texts, vectors)
+    corpus: dict[str, Any] = dict(zip(data.doc_ids, data.documents))
+    corpus_vectors = model.encode_document(data.documents)
+    relevant = {query_id: set(docs) for query_id, docs in data.qrels.items()}
+    groups = {}
+    for name in ["all", *sorted(set(data.groups) - {"all"})]:
+        queries: dict[str, Any] = {query_id: text for query_id, text, group in zip(data.query_ids, texts, data.groups)
+                                   if name in ("all", group)}
+        evaluator = InformationRetrievalEvaluator(
+            queries, corpus, relevant, mrr_at_k=[10], ndcg_at_k=[10], accuracy_at_k=[1], precision_recall_at_k=[1, 10, 100],
+            map_at_k=[100], name=name, write_csv=False, score_functions={"cosine": cos_sim})
+        scores: Any = evaluator.compute_all_metrics(model, corpus_embeddings=corpus_vectors)["cosine"]
+        groups[name] = {"queries": len(evaluator.queries_ids),
+                        **{metric: float(scores[kind][k]) for metric, (kind, k) in METRICS.items()}}
+    return {"benchmark": "retrieval", "source": data.source, **embedder.describe(), "query_template": template,
+            "evaluator": "sentence-transformers InformationRetrievalEvaluator", "queries": len(data.queries),
+            "documents": len(data.documents), "groups": groups, "seconds": round(time.monotonic() - started, 1)}
+
+
 def query_metrics(ranked: list[str], relevant: dict[str, float]) -> dict[str, float]:
     """nDCG@10 (linear gains, as trec_eval and BEIR), MRR@10, recall@1 and recall@10 of one query."""
     dcg = sum(relevant.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked[:CUTOFF]))
@@ -237,16 +294,16 @@ def query_metrics(ranked: list[str], relevant: dict[str, float]) -> dict[str, fl
     }
 
 
-METRICS = ("ndcg@10", "mrr@10", "recall@1", "recall@10")
+HAND_METRICS = ("ndcg@10", "mrr@10", "recall@1", "recall@10")
 
 
-def evaluate_retrieval(data: RetrievalSet, embedder: Embedder, template: str, show_progress: bool = True) -> dict:
+def hand_written_retrieval(data: RetrievalSet, embedder: Embedder, template: str, show_progress: bool = True) -> dict:
     started = time.monotonic()
     doc_vectors = embed_all(embedder, data.documents, "documents", show_progress)
     texts = [query_text(template, inst, q) for inst, q in zip(data.instructions, data.queries)]
     query_vectors = embed_all(embedder, texts, "queries", show_progress)
     ranked = top_k(query_vectors, doc_vectors, CUTOFF)
-    sums: dict[str, dict[str, float]] = collections.defaultdict(lambda: dict.fromkeys(METRICS, 0.0))
+    sums: dict[str, dict[str, float]] = collections.defaultdict(lambda: dict.fromkeys(HAND_METRICS, 0.0))
     counts: collections.Counter = collections.Counter()
     for query_id, group, order in zip(data.query_ids, data.groups, ranked):
         scores = query_metrics([data.doc_ids[i] for i in order], data.qrels[query_id])
@@ -254,7 +311,7 @@ def evaluate_retrieval(data: RetrievalSet, embedder: Embedder, template: str, sh
             counts[name] += 1
             for metric, value in scores.items():
                 sums[name][metric] += value
-    groups = {name: {"queries": counts[name], **{m: sums[name][m] / counts[name] for m in METRICS}}
+    groups = {name: {"queries": counts[name], **{m: sums[name][m] / counts[name] for m in HAND_METRICS}}
               for name in ["all", *sorted(set(counts) - {"all"})]}
     return {"benchmark": "retrieval", "source": data.source, **embedder.describe(), "query_template": template,
             "queries": len(data.queries), "documents": len(data.documents), "groups": groups,
