@@ -263,26 +263,3 @@ def similarities(query: Any, documents: Any) -> list[float]:
     if np is not None:
         return (np.asarray(documents) @ np.asarray(query)).tolist()
     return [sum(a * b for a, b in zip(query, row)) for row in documents]
-
-
-def top_k(queries: Any, documents: Any, k: int) -> list[list[int]]:
-    """For each query the indices of its k most similar documents, best first (ties: earlier first)."""
-    k = min(k, len(documents))
-    if np is None:
-        ranked = []
-        for query in queries:
-            scores = similarities(query, documents)
-            ranked.append(sorted(range(len(scores)), key=lambda i: (-scores[i], i))[:k])
-        return ranked
-    q, d = np.asarray(queries, dtype=np.float32), np.asarray(documents, dtype=np.float32)
-    ranked = []
-    for start in range(0, len(q), 256):
-        scores = q[start:start + 256] @ d.T
-        for row in scores:
-            # Every document scoring at least the k-th best (ties included), then best first and,
-            # on a tie, the earlier document first.
-            threshold = np.partition(row, len(row) - k)[len(row) - k]
-            candidates = np.flatnonzero(row >= threshold)
-            order = np.lexsort((candidates, -row[candidates]))
-            ranked.append(candidates[order][:k].tolist())
-    return ranked

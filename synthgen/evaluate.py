@@ -10,7 +10,6 @@ across all its groups.
 
 import collections
 import json
-import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from tqdm import tqdm
 
 from synthgen import beir
 from synthgen.beir import is_folder as is_beir_folder  # noqa: F401  (the CLI asks it)
-from synthgen.embedders import Embedder, similarities, stack, top_k
+from synthgen.embedders import Embedder, similarities, stack
 from synthgen.embedding_cache import text_digest
 from synthgen.errors import BadInput
 from synthgen.instructions import query_text
@@ -30,7 +29,6 @@ from synthgen.store import CorpusFolder, ReadCounts, example_files, read_example
 from synthgen.tables import table
 
 CHUNK = 256  # texts handed to the embedder at once (the progress bar moves per chunk)
-CUTOFF = 10
 
 
 def embed_all(embedder: Embedder, texts: list[str], desc: str, show_progress: bool) -> Any:
@@ -278,44 +276,6 @@ def evaluate_retrieval(data: RetrievalSet, embedder: Embedder, template: str, sh
     return {"benchmark": "retrieval", "source": data.source, **embedder.describe(), "query_template": template,
             "evaluator": "sentence-transformers InformationRetrievalEvaluator", "queries": len(data.queries),
             "documents": len(data.documents), "groups": groups, "seconds": round(time.monotonic() - started, 1)}
-
-
-def query_metrics(ranked: list[str], relevant: dict[str, float]) -> dict[str, float]:
-    """nDCG@10 (linear gains, as trec_eval and BEIR), MRR@10, recall@1 and recall@10 of one query."""
-    dcg = sum(relevant.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked[:CUTOFF]))
-    ideal = sorted(relevant.values(), reverse=True)[:CUTOFF]
-    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
-    first = next((i for i, d in enumerate(ranked[:CUTOFF]) if d in relevant), None)
-    return {
-        "ndcg@10": dcg / idcg if idcg else 0.0,
-        "mrr@10": 1.0 / (first + 1) if first is not None else 0.0,
-        "recall@1": len(set(ranked[:1]) & set(relevant)) / len(relevant),
-        "recall@10": len(set(ranked[:CUTOFF]) & set(relevant)) / len(relevant),
-    }
-
-
-HAND_METRICS = ("ndcg@10", "mrr@10", "recall@1", "recall@10")
-
-
-def hand_written_retrieval(data: RetrievalSet, embedder: Embedder, template: str, show_progress: bool = True) -> dict:
-    started = time.monotonic()
-    doc_vectors = embed_all(embedder, data.documents, "documents", show_progress)
-    texts = [query_text(template, inst, q) for inst, q in zip(data.instructions, data.queries)]
-    query_vectors = embed_all(embedder, texts, "queries", show_progress)
-    ranked = top_k(query_vectors, doc_vectors, CUTOFF)
-    sums: dict[str, dict[str, float]] = collections.defaultdict(lambda: dict.fromkeys(HAND_METRICS, 0.0))
-    counts: collections.Counter = collections.Counter()
-    for query_id, group, order in zip(data.query_ids, data.groups, ranked):
-        scores = query_metrics([data.doc_ids[i] for i in order], data.qrels[query_id])
-        for name in {"all", group}:
-            counts[name] += 1
-            for metric, value in scores.items():
-                sums[name][metric] += value
-    groups = {name: {"queries": counts[name], **{m: sums[name][m] / counts[name] for m in HAND_METRICS}}
-              for name in ["all", *sorted(set(counts) - {"all"})]}
-    return {"benchmark": "retrieval", "source": data.source, **embedder.describe(), "query_template": template,
-            "queries": len(data.queries), "documents": len(data.documents), "groups": groups,
-            "seconds": round(time.monotonic() - started, 1)}
 
 
 # -- output ------------------------------------------------------------------------------------------
