@@ -9,6 +9,8 @@ import pytest
 from fake_llm import FakeLLM
 from synthgen.cli import main
 
+pytest_plugins = ["fake_embeddings"]  # its `serve` fixture: embeddings servers on 127.0.0.1
+
 ENV_VARS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "SYNTHGEN_MODEL", "SYNTHGEN_BACKEND", "SYNTHGEN_CONCURRENCY")
 
 

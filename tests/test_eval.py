@@ -7,21 +7,7 @@ import random
 import pytest
 
 from conftest import read_jsonl
-from fake_embeddings import FakeEmbeddings, bag_of_words, passkey_reader
-
-
-@pytest.fixture
-def serve():
-    servers = []
-
-    def start(vectorize):
-        server = FakeEmbeddings(vectorize).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+from fake_embeddings import bag_of_words, passkey_reader
 
 
 def example(i, query, positive, negative, kind="short-long", task="Find the dish a fruit is used in"):

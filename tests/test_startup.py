@@ -15,8 +15,8 @@ import pytest
 import synthgen
 from stored import every_kind, write_jsonl
 
-# openai alone takes most of a second to import; the others are the LLM and training stacks.
-HEAVY = ("openai", "aiohttp", "tenacity", "torch", "llama_cpp")
+# openai alone takes most of a second to import; the others are the LLM, training and MTEB stacks.
+HEAVY = ("openai", "aiohttp", "tenacity", "torch", "llama_cpp", "mteb", "sentence_transformers")
 SOURCE = Path(synthgen.__file__).resolve().parents[1]
 
 PROBE = """
