@@ -572,7 +572,10 @@ def eval_retrieval(
     as_json: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
-    """nDCG@10, MRR@10, recall@1, recall@10, MAP@100, recall@100: each query against the pool of all positives and negatives."""
+    """nDCG, MRR, recall and MAP: each query against every document.
+
+    nDCG@10, MRR@10, recall@1, recall@10, MAP@100 and recall@100 by sentence-transformers'
+    InformationRetrievalEvaluator; the pool is every positive and negative (and --corpus passages)."""
     import json
 
     from synthgen.embedders import open_embedder
@@ -607,7 +610,9 @@ def eval_mteb(
     as_json: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
-    """Run MTEB tasks with mteb itself, the query template on MTEB's prompts (extra: mteb)."""
+    """MTEB tasks and the passkey benchmark, run by mteb (extra: mteb).
+
+    MTEB's instruction for each task is written with the query template on the query side."""
     import json
 
     from synthgen.mteb_eval import evaluate_mteb, mteb_table, parse_prompts

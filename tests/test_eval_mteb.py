@@ -5,6 +5,7 @@ that is neither a folder nor MTEB's, or whose data cannot be had offline, is one
 import json
 import math
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,19 @@ def test_a_task_whose_data_is_not_on_disk_offline_is_one_line(workdir):
     assert len(line.splitlines()) == 1 and "Traceback" not in line
     assert "MTEB task SciFact" in line and "mteb/scifact" in line and str(workdir / "hf" / "hub") in line
     assert not (workdir / "out").exists() or not list((workdir / "out").rglob("*.json"))
+
+
+@pytest.mark.parametrize("missing,command,message", [
+    ("mteb", ["eval", "mteb", "SciFact"], "synthgen eval mteb needs the mteb extra: pip install torch==2.13.0 'synthgen[train,mteb]'"),
+    ("sentence_transformers", ["eval", "retrieval", "test.jsonl", "--base-url", "http://127.0.0.1:9/v1", "--model", "m"],
+     "synthgen eval retrieval needs the train extra: pip install torch==2.13.0 'synthgen[train]'"),
+])
+def test_without_the_extra_one_line_and_exit_2(cli, workdir, results, monkeypatch, missing, command, message):
+    for name in [missing, *(m for m in sys.modules if m.startswith(missing + "."))]:  # as if never installed
+        monkeypatch.setitem(sys.modules, name, None)
+    (workdir / "test.jsonl").write_text(json.dumps({
+        "id": "e0", "index": 0, "kind": "short-long", "task": "t", "language": "English", "query": "q",
+        "positive": "p", "negative": None, "placeholders": {}, "raw": {}, "model": "m", "seed": 0}) + "\n")
+    result = cli(*command, "--out" if missing == "mteb" else "-q", *([results] if missing == "mteb" else []))
+    assert result.status == 2, result.err
+    assert result.err.strip() == f"synthgen: {message}"
