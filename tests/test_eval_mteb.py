@@ -129,3 +129,20 @@ def test_without_the_extra_one_line_and_exit_2(cli, workdir, results, monkeypatc
     result = cli(*command, "--out" if missing == "mteb" else "-q", *([results] if missing == "mteb" else []))
     assert result.status == 2, result.err
     assert result.err.strip() == f"synthgen: {message}"
+
+
+def test_in_a_symmetric_task_every_text_is_a_query_with_mteb_s_instruction(workdir, serve, results):
+    """An STS task of mteb's own (its mock, data inline): both sides carry the task type's instruction."""
+    import mteb
+    from mteb.mocks.mock_tasks.sts import MockSTSTask
+
+    from synthgen.embedders import EndpointEmbedder
+    from synthgen.instructions import QUERY_TEMPLATE
+    from synthgen.mteb_encoder import SynthgenEncoder
+
+    server = serve(bag_of_words(["a", "the", "is", "cat", "dog"]))
+    encoder = SynthgenEncoder(EndpointEmbedder(server.base_url, "fake-embed"), QUERY_TEMPLATE)
+    outcome = mteb.evaluate(encoder, MockSTSTask(), cache=None, show_progress_bar=False, co2_tracker=False)
+    assert outcome.task_results[0].task_name == "MockSTSTask"
+    sent = [text for request in server.requests for text in request["input"]]
+    assert len(sent) == 4 and all(t.startswith("Instruct: Retrieve semantically similar text.\nQuery: ") for t in sent)
