@@ -9,12 +9,13 @@ across all its groups.
 """
 
 import collections
+import itertools
 import json
 import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Optional
 
 from tqdm import tqdm
 
@@ -107,7 +108,8 @@ def evaluate_passkey(folder: Path, embedder: Embedder, template: str, show_progr
         for length, sub, _ in lengths:
             # Streamed a chunk at a time: a long length's corpus is hundreds of megabytes.
             ids = documents[length] = {}
-            for chunk in _chunks(beir.corpus(sub), CHUNK):
+            streamed = beir.corpus(sub)
+            while chunk := list(itertools.islice(streamed, CHUNK)):
                 for doc, row in zip(chunk, inputs.add([doc.text for doc in chunk])):
                     ids[doc.id] = row
                 bar.update(len(chunk))
@@ -136,17 +138,6 @@ def evaluate_passkey(folder: Path, embedder: Embedder, template: str, show_progr
             "seconds": round(time.monotonic() - started, 1), "lengths": per_length}
 
 
-def _chunks(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    chunk = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 # -- retrieval ---------------------------------------------------------------------------------------
 
 
@@ -160,7 +151,7 @@ class RetrievalSet:
     groups: list[str] = field(default_factory=list)  # kind of each query (examples) or "all" (BEIR)
     doc_ids: list[str] = field(default_factory=list)
     documents: list[str] = field(default_factory=list)
-    qrels: dict[str, dict[str, float]] = field(default_factory=dict)  # query -> {relevant doc: gain}
+    qrels: dict[str, dict[str, float]] = field(default_factory=dict)  # query -> {relevant doc: gain above 0}
     source: str = ""
 
 
