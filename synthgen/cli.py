@@ -694,7 +694,7 @@ def train_summary(config: dict, out: Path) -> str:
     return line
 
 
-eval_app = typer.Typer(help="Evaluate an embedding model: the passkey benchmark or retrieval.")
+eval_app = typer.Typer(help="Evaluate an embedding model: the passkey benchmark, retrieval, or MTEB tasks.")
 app.add_typer(eval_app, name="eval")
 
 
@@ -743,7 +743,10 @@ def eval_retrieval(
     as_json: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
-    """nDCG@10, MRR@10, recall@1 and recall@10: each query against the pool of all positives and negatives."""
+    """nDCG, MRR, recall and MAP: each query against every document.
+
+    nDCG@10, MRR@10, recall@1, recall@10, MAP@100 and recall@100 by sentence-transformers'
+    InformationRetrievalEvaluator; the pool is every positive and negative (and --corpus passages)."""
     import json
 
     from synthgen.embedders import open_embedder
@@ -759,6 +762,42 @@ def eval_retrieval(
     embedder = open_embedder(model, base_url, api_key, batch_size, max_seq_length)
     result = evaluate_retrieval(data, embedder, template, show_progress=not quiet)
     typer.echo(json.dumps(result, indent=2) if as_json else retrieval_table(result))
+
+
+@eval_app.command("mteb")
+def eval_mteb(
+    tasks: Annotated[list[str], typer.Argument(help="MTEB task names (SciFact, STSBenchmark, ...), or folders: "
+                                                    "what `synthgen passkey` wrote, or any BEIR folder.")],
+    model: EmbedModel = None,
+    base_url: EmbedBaseUrl = None,
+    api_key: EmbedApiKey = None,
+    batch_size: BatchSize = 32,
+    max_seq_length: MaxSeqLength = None,
+    query_template: QueryTemplate = QUERY_TEMPLATE,
+    prompt: Annotated[Optional[list[str]], typer.Option(
+        help="KEY=INSTRUCTION, repeatable: the instruction for a task name, a task type (Retrieval, STS, ...) or "
+             "query, over MTEB's own (the task's prompt, else one per task type).")] = None,
+    out: Annotated[Path, typer.Option(help="Where mteb writes its results (results/<model>/<revision>/<task>.json).")] = Path("data/mteb"),
+    as_json: JsonOut = False,
+    quiet: Quiet = False,
+) -> None:
+    """MTEB tasks and the passkey benchmark, run by mteb (extra: mteb).
+
+    MTEB's instruction for each task is written with the query template on the query side."""
+    import json
+
+    from synthgen.mteb_eval import evaluate_mteb, mteb_table, parse_prompts
+
+    template, prompts = check_template(query_template), parse_prompts(prompt or [])
+
+    def open_encoder():  # after the tasks' data is known to be there
+        from synthgen.embedders import open_embedder
+        from synthgen.mteb_encoder import SynthgenEncoder
+
+        return SynthgenEncoder(open_embedder(model, base_url, api_key, batch_size, max_seq_length), template, prompts)
+
+    report = evaluate_mteb(tasks, open_encoder, out, batch_size, show_progress=not quiet)
+    typer.echo(json.dumps(report, indent=2) if as_json else mteb_table(report))
 
 
 corpus_app = typer.Typer(help="A user's documents as passages, for examples grounded in them (generate --corpus).")

@@ -13,6 +13,8 @@ import pytest
 from fake_llm import FakeLLM
 from synthgen.cli import main
 
+pytest_plugins = ["fake_embeddings"]  # its `serve` fixture: embeddings servers on 127.0.0.1
+
 # matplotlib (the train extra: train and eval passkey plot) writes a font cache into its config
 # folder when first imported: a temporary folder, not ~/.cache. Set before any test imports it.
 if "MPLCONFIGDIR" not in os.environ:
