@@ -153,6 +153,9 @@ class Manifest(msgspec.Struct, kw_only=True):
     tasks: dict[str, dict[str, Any]] = {}
     # generate --corpus: the corpus folder, its digest, passages and documents.
     corpus: Optional[dict[str, Any]] = None
+    # When a price is known: the price, its source, the budget, and what the run spent (brainstorm
+    # and generation, every session) at that price.
+    cost: Optional[dict[str, Any]] = None
     config: dict[str, Any] = {}
 
 
@@ -320,10 +323,12 @@ def hold_output(path: Path, command: str) -> HeldFolder:
 
 # -- a run folder ------------------------------------------------------------------------------------
 
-def ledger_records(path: Path, decoder: Any) -> Iterator[tuple[bytes, Any]]:
+def ledger_records(path: Path, decoder: Any, cut: bool = True) -> Iterator[tuple[bytes, Any]]:
     """(line, record) for each line of an append-only ledger that decodes; a torn last line (a kill
-    mid-write) is cut off first, and other lines that are no record are passed over."""
-    cut_torn_tail(path)
+    mid-write) is cut off first (unless `cut` is false: a reader that must not write), and other
+    lines that are no record are passed over."""
+    if cut:
+        cut_torn_tail(path)
     with open(path, "rb") as f:
         for line in f:
             try:
@@ -350,6 +355,9 @@ class RunState:
     keys: set[bytes] = field(default_factory=set)  # the dedup key digests of the examples
     task_uses: dict[tuple[str, str], int] = field(default_factory=dict)  # examples per (kind, task)
     usage: Usage = field(default_factory=Usage)
+    # Per kind, the answers that reported completion tokens, and those tokens (a dry run's measured mean).
+    answers: dict[str, int] = field(default_factory=dict)
+    answer_tokens: dict[str, int] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -402,8 +410,9 @@ class RunFolder:
         except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise BadInput(f"cannot read {self.manifest}: {exc}") from None
 
-    def read_state(self) -> RunState:
-        """Read what an earlier run left; a torn last line (a kill mid-write) is cut off first."""
+    def read_state(self, readonly: bool = False) -> RunState:
+        """Read what an earlier run left; a torn last line (a kill mid-write) is cut off first, unless
+        `readonly` (a dry run, which may look at a folder another run is writing)."""
         state = RunState(manifest=self.read_manifest())
         for path in (self.examples, self.rejects):
             if not path.exists():
@@ -411,7 +420,7 @@ class RunFolder:
             is_examples = path == self.examples
             indices = state.valid if is_examples else state.rejected
             counts = state.per_kind if is_examples else state.reasons
-            for line, record in ledger_records(path, _indexed_decoder):
+            for line, record in ledger_records(path, _indexed_decoder, cut=not readonly):
                 if record.index in indices:
                     continue
                 indices.add(record.index)
@@ -419,6 +428,10 @@ class RunFolder:
                 counts[name] = counts.get(name, 0) + 1
                 if record.usage is not None:
                     state.usage.add(record.usage)
+                    if record.usage.completion_tokens:
+                        state.answers[record.kind] = state.answers.get(record.kind, 0) + 1
+                        state.answer_tokens[record.kind] = (state.answer_tokens.get(record.kind, 0)
+                                                            + record.usage.completion_tokens)
                 if is_examples:
                     state.keys.add(example_digest(decode_key(line)))
                     used = (record.kind, record.task or "")
