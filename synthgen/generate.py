@@ -11,12 +11,13 @@ from typing import Optional, Union
 
 from synthgen import __version__
 from synthgen.answers import DUPLICATE, REQUEST_FAILED, Verdict, validate_answer
-from synthgen.backends import Backend, open_backend
+from synthgen.backends import Backend, choose, open_backend
 from synthgen.brainstorm import BrainstormResult, brainstorm
+from synthgen.budget import CostMeter, MeteredClient, open_meter
 from synthgen.config import Config, digest
 from synthgen.console import say
 from synthgen.dispatch import Dispatcher, FailureWindow, request_cap
-from synthgen.errors import BadInput, Interrupted, RunStopped
+from synthgen.errors import BadInput, BudgetReached, Interrupted, RunStopped
 from synthgen.grounded import GROUNDED, PASSAGE
 from synthgen.kinds import KINDS
 from synthgen.ledger import Ledger, ManifestWriter
@@ -113,6 +114,13 @@ def grounded_example(item: PlanItem, answer: dict[str, str], passage: Passage, r
                    passage_id=passage.id, doc_id=passage.doc_id)
 
 
+def prompt_of(templates: Templates, item: PlanItem, passage: Optional[Passage]) -> str:
+    """The prompt of plan item `item` (grounded in `passage` for generate --corpus)."""
+    if passage is None:
+        return templates.generate[item.kind].render(item.placeholders)
+    return templates.corpus[item.kind].render({**item.placeholders, PASSAGE: passage.text})
+
+
 def to_reject(item: PlanItem, verdict: Verdict, text: str, finish_reason: Optional[str], model: str, seed: int,
               usage: Usage) -> Reject:
     return Reject(index=item.index, kind=item.kind, reason=verdict.reason or "", detail=verdict.detail,
@@ -124,7 +132,7 @@ class Generation:
 
     def __init__(self, config: Config, backend: Backend, templates: Templates, planner: Union[Planner, GroundedPlanner],
                  folder: RunFolder, state: RunState, header: Manifest, show_progress: bool = True,
-                 passages: Optional[PassageIndex] = None):
+                 passages: Optional[PassageIndex] = None, meter: Optional[CostMeter] = None):
         self.config = config
         self.passages = passages
         self.client = backend.client
@@ -135,11 +143,13 @@ class Generation:
         self.keys = state.keys
         self.run_id = header.fingerprint[:10]
         self.failures = FailureWindow()
+        self.final: Optional[Manifest] = None  # the manifest written at the end
         self.schemas = {name: answer_schema(kind.answer) for name, kind in KINDS.items()}
         self.grounded_schemas = {(name, given): answer_schema(kind.given_task_answer if given else kind.answer)
                                  for name, kind in GROUNDED.items() for given in (False, True)}
         self.progress = Progress("generate", header.n, "ex", show_progress, initial=min(self.ledger.valid, header.n),
-                                 usage=self.client.usage)
+                                 usage=self.client.usage,
+                                 status=(lambda: meter.status(self.ledger.valid, header.n)) if meter else None)
         self.dispatcher = Dispatcher(header.n, header.request_cap, config.generate.concurrency,
                                      finished=state.valid | state.rejected, succeeded=self.ledger.valid,
                                      tracker=self.progress)
@@ -166,18 +176,16 @@ class Generation:
             self.examples.close()
             self.rejects.close()
             outcome = self.dispatcher.outcome
-            writer.write(self.manifest("stopped" if outcome == "capped" else outcome))  # capped: stopped short of N
+            self.final = self.manifest("stopped" if outcome == "capped" else outcome)  # capped: stopped short of N
+            writer.write(self.final)
         return self.dispatcher.outcome
 
-    async def _request(self, index: int) -> bool:
+    async def _request(self, index: int) -> Optional[bool]:
         item = self.planner.item(index)
         model, seed = self.client.model, self.planner.seed
         passage = self.passages[item.passage] if self.passages is not None and item.passage is not None else None
-        if passage is None:
-            prompt, schema = self.templates.generate[item.kind].render(item.placeholders), self.schemas[item.kind]
-        else:
-            prompt = self.templates.corpus[item.kind].render({**item.placeholders, PASSAGE: passage.text})
-            schema = self.grounded_schemas[(item.kind, bool(item.task))]
+        prompt = prompt_of(self.templates, item, passage)
+        schema = self.schemas[item.kind] if passage is None else self.grounded_schemas[(item.kind, bool(item.task))]
         try:
             completion = await self.client.complete(
                 prompt,
@@ -185,6 +193,9 @@ class Generation:
                 schema=schema,
                 schema_name=item.kind,
             )
+        except BudgetReached as exc:  # not sent: the index stays for a later session
+            self.dispatcher.stop(str(exc))
+            return None
         except RequestFailed as exc:
             failed = Verdict(reason=REQUEST_FAILED, detail=str(exc))
             self._reject(to_reject(item, failed, "", None, model, seed, Usage(http_requests=exc.http_requests)))
@@ -286,6 +297,24 @@ async def brainstorm_shortfall(config: Config, backend: Backend, templates: Temp
     return records
 
 
+async def _brainstorm_metered(config: Config, backend: Backend, templates: Templates, tasks: dict[str, list[str]],
+                              needed: dict[str, int], resuming: bool, show_progress: bool,
+                              meter: Optional[CostMeter]) -> dict[str, dict]:
+    """brainstorm_shortfall, its spend counted as the brainstorm's; a brainstorm the budget stopped
+    stops the run as the budget does."""
+    if meter is None:
+        return await brainstorm_shortfall(config, backend, templates, tasks, needed, resuming, show_progress)
+    meter.stage = "brainstorm"
+    try:
+        return await brainstorm_shortfall(config, backend, templates, tasks, needed, resuming, show_progress)
+    except RunStopped:
+        if meter.reached:
+            raise BudgetReached(meter.reached, meter.enough(0, 0)) from None
+        raise
+    finally:
+        meter.stage = "generate"
+
+
 def _short_of_tasks(name: str, result: BrainstormResult, have: int, wanted: int) -> str:
     why = result.stop_reason if result.stop_reason else (
         f"{result.rounds_failed} of {result.sent} rounds gave no usable task, up to the request cap")
@@ -298,7 +327,8 @@ def task_report(tasks: dict[str, list[str]], needed: dict[str, int]) -> dict[str
 
 
 def run_header(config: Config, backend: Backend, parts: dict[str, str], n: int, cap: int,
-               brainstormed: Optional[dict], tasks: dict[str, dict], corpus: Optional[dict] = None) -> Manifest:
+               brainstormed: Optional[dict], tasks: dict[str, dict], corpus: Optional[dict] = None,
+               meter: Optional[CostMeter] = None) -> Manifest:
     return Manifest(
         synthgen_version=__version__,
         fingerprint=digest(parts),
@@ -313,6 +343,7 @@ def run_header(config: Config, backend: Backend, parts: dict[str, str], n: int, 
         brainstorm=brainstormed,
         tasks=tasks,
         corpus=corpus,
+        cost={"price": meter.price.record(), "budget_usd": meter.budget} if meter else None,
         config=config.model_dump(mode="json", exclude={"llm": {"api_key"}}),
     )
 
@@ -332,22 +363,30 @@ async def generate(
             passages.close()
 
 
-async def _generate(config: Config, n: int, out: Path, overwrite: bool, show_progress: bool,
-                    max_requests: Optional[int], corpus: Optional[Path], passages: Optional[PassageIndex],
-                    corpus_tasks: bool) -> Generation:
+def plan_inputs(config: Config, passages: Optional[PassageIndex], corpus_tasks: bool
+                ) -> tuple[Templates, dict[str, list[str]]]:
+    """The templates and the task sets a run's plan is made of (a corpus run: the tasks given, or none)."""
     templates = Templates(Path(config.prompts) if config.prompts else None, corpus=passages is not None,
                           given_tasks=corpus_tasks)
     if passages is None:
-        tasks = load_all_tasks(config)
-    else:
-        tasks = load_grounded_tasks(config) if corpus_tasks else {}
+        return templates, load_all_tasks(config)
+    return templates, load_grounded_tasks(config) if corpus_tasks else {}
+
+
+async def _generate(config: Config, n: int, out: Path, overwrite: bool, show_progress: bool,
+                    max_requests: Optional[int], corpus: Optional[Path], passages: Optional[PassageIndex],
+                    corpus_tasks: bool) -> Generation:
+    templates, tasks = plan_inputs(config, passages, corpus_tasks)
     with RunFolder(out).open("generate") as folder:
         if overwrite:
             folder.remove_run()
         state = folder.read_state()
         if all(tasks.values()):  # refuse a mismatched resume before anything is printed or sent
             check_same_run(state, fingerprint_parts(config, templates, tasks, passages), out)
+        meter = open_meter(config, choose(config), state)
         backend = open_backend(config)
+        if meter is not None:  # every request of the run, brainstorm and generation, on every endpoint
+            backend.client = MeteredClient(backend.client, meter)
         try:
             say(f"synthgen {__version__}: {backend.description}")
             if passages is not None:
@@ -355,8 +394,8 @@ async def _generate(config: Config, n: int, out: Path, overwrite: bool, show_pro
             if passages is None:
                 needed = needed_tasks(n, config.active_kinds(), config.brainstorm.examples_per_task)
                 needed = {name: needed[name] for name in tasks}  # the brainstormed kinds
-                subtypes = await brainstorm_shortfall(config, backend, templates, tasks, needed, not state.empty,
-                                                      show_progress)
+                subtypes = await _brainstorm_metered(config, backend, templates, tasks, needed, not state.empty,
+                                                     show_progress, meter)
             else:  # grounded: the tasks given are the set, or the LLM writes them
                 needed, subtypes = {name: len(known) for name, known in tasks.items()}, {}
             spent = backend.client.usage.take_counts()  # kept apart: the manifest's counts are generation's
@@ -368,14 +407,18 @@ async def _generate(config: Config, n: int, out: Path, overwrite: bool, show_pro
             brainstormed = {**spent, "subtypes": subtypes} if spent["http_requests"] else None
             described = {"path": str(corpus), "digest": passages.digest, "passages": len(passages),
                          "documents": passages.documents} if passages is not None else None
-            header = run_header(config, backend, parts, n, cap, brainstormed, task_report(tasks, needed), described)
+            header = run_header(config, backend, parts, n, cap, brainstormed, task_report(tasks, needed), described,
+                                meter)
             planner = (Planner(config, tasks) if passages is None
                        else GroundedPlanner(config, passages, tasks if corpus_tasks else None))
-            generation = Generation(config, backend, templates, planner, folder, state, header, show_progress, passages)
+            generation = Generation(config, backend, templates, planner, folder, state, header, show_progress, passages,
+                                    meter)
             outcome = await generation.run()
         finally:
             await backend.client.aclose()
     if outcome == "stopped":
+        if meter is not None and meter.reached:
+            raise BudgetReached(meter.reached, meter.enough(generation.ledger.valid, n))
         raise RunStopped(generation.dispatcher.stop_reason or "stopped")
     if outcome == "interrupted":
         raise Interrupted()

@@ -10,12 +10,13 @@ import collections
 import dataclasses
 import threading
 import time
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import msgspec
 
 from synthgen.llm import EndpointCounts
 from synthgen.llm import Usage as ClientUsage
+from synthgen.prices import Price
 from synthgen.store import Example, Manifest, Reject, RunFolder, RunState
 from synthgen.tasks import TaskUses
 
@@ -73,7 +74,20 @@ class Ledger:
             brainstorm=self.header.brainstorm or before.brainstorm,
             tasks={kind: {**figures, "examples_per_task": self.task_uses.summary(kind)}
                    for kind, figures in self.header.tasks.items()},
+            cost=self.cost(),
         )
+
+    def cost(self) -> Optional[dict[str, Any]]:
+        """The header's price and budget with what the run spent at that price, all sessions: the
+        generation's tokens from its records, the brainstorm's from its record in the manifest."""
+        if self.header.cost is None:
+            return None
+        price = Price.from_record(self.header.cost["price"])
+        brainstorm = self.header.brainstorm or self.before.brainstorm or {}
+        brainstorming = price.of(brainstorm.get("prompt_tokens", 0), brainstorm.get("completion_tokens", 0))
+        generation = price.of(self.usage.prompt_tokens, self.usage.completion_tokens)
+        return {**self.header.cost, "usd": round(brainstorming + generation, 6),
+                "brainstorm_usd": round(brainstorming, 6), "generation_usd": round(generation, 6)}
 
 
 def endpoint_report(before: dict[str, dict[str, int]], now: dict[str, EndpointCounts]) -> dict[str, dict[str, int]]:
