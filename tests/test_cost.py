@@ -124,6 +124,12 @@ def test_a_dry_run_of_a_corpus_run_counts_the_passages_in_its_prompts(cli, llm, 
     assert min(openai_count(p) for p in llm.prompts()) > 150  # a 60-word passage or more in each
 
 
+def test_a_dry_run_on_a_folder_of_another_run_is_refused_as_the_run_would_be(cli, llm, gpt4, workdir):
+    assert cli("generate", "--n", 4, "--kinds", "sts=1", *gpt4).status == 0
+    result = cli("generate", "--dry-run", "--n", 8, "--kinds", "sts=1", "--seed", 9, *gpt4)
+    assert result.status == 2 and "other settings (seed differ)" in result.err
+
+
 @needs_real_model
 def test_the_embedded_models_dry_run_counts_with_its_own_tokenizer(cli, workdir):
     report = dry(cli, "--n", 6, "--kinds", "sts=1", "--backend", "local")
@@ -264,6 +270,8 @@ def test_the_meter_holds_requests_in_flight_at_their_cap_and_waits_for_them():
             meter.settle(cap, Completion("x", "stop", 2, 500))  # ...$0.90 spent: none fits any more
             await fourth
         assert meter.reached and meter.spent <= 1.2
+        # What the progress bar shows: spent (of the budget), and at 3 of 10 examples, the projection.
+        assert meter.status(3, 10) == "spent=$0.90/$1.20 projected=$3.00"
 
     asyncio.run(scenario())
 
