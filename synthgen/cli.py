@@ -259,7 +259,7 @@ def generate(
         from synthgen.dryrun import dry_run as estimate
         from synthgen.dryrun import render
 
-        report = estimate(cfg, n, folder, max_requests, corpus, corpus_tasks)
+        report = estimate(cfg, n, folder, max_requests, corpus, corpus_tasks, overwrite)
         typer.echo(json.dumps(report, indent=2) if as_json else render(report))
         return
     try:

@@ -54,20 +54,21 @@ class Line:
 
 
 def dry_run(config: Config, n: int, out: Path, max_requests: Optional[int] = None, corpus: Optional[Path] = None,
-            corpus_tasks: bool = False) -> dict[str, Any]:
-    """The estimate of `synthgen generate` with these settings, as one JSON-able report."""
+            corpus_tasks: bool = False, overwrite: bool = False) -> dict[str, Any]:
+    """The estimate of `synthgen generate` with these settings, as one JSON-able report (overwrite:
+    the run in `out` would be removed first, so none is counted)."""
     passages = CorpusFolder(corpus).index() if corpus is not None else None
     try:
-        return _dry_run(config, n, out, max_requests, passages, corpus_tasks)
+        return _dry_run(config, n, out, max_requests, passages, corpus_tasks, overwrite)
     finally:
         if passages is not None:
             passages.close()
 
 
 def _dry_run(config: Config, n: int, out: Path, max_requests: Optional[int], passages: Optional[PassageIndex],
-             corpus_tasks: bool) -> dict[str, Any]:
+             corpus_tasks: bool, overwrite: bool) -> dict[str, Any]:
     templates, tasks = plan_inputs(config, passages, corpus_tasks)
-    state = RunFolder(out).read_state(readonly=True)
+    state = RunState() if overwrite else RunFolder(out).read_state(readonly=True)
     if all(tasks.values()):  # as generate: a run with other settings in --out is refused
         check_same_run(state, fingerprint_parts(config, templates, tasks, passages), out)
     backend = choose(config)

@@ -103,6 +103,9 @@ def test_a_resumed_runs_dry_run_counts_only_what_is_left_at_its_measured_rates(c
     assert report["cost"]["spent_usd"] == pytest.approx(
         (before["prompt_tokens"] * 30 + before["completion_tokens"] * 60) / 1e6, abs=1e-4)
     assert llm.requests[10:] == []  # the dry run sent nothing
+    # With --overwrite the run there would be removed first: all of it is counted.
+    over = dry(cli, "--n", 20, *sts, *gpt4, "--overwrite")
+    assert (over["valid"], line(over, "sts")["requests"], line(over, "sts")["completion_from"]) == (0, 20, "cap")
 
 
 def test_a_dry_run_of_a_corpus_run_counts_the_passages_in_its_prompts(cli, llm, gpt4, workdir):
