@@ -13,7 +13,7 @@ import typer
 
 from synthgen import __version__
 from synthgen.console import one_line
-from synthgen.errors import BadInput, Interrupted, RunStopped
+from synthgen.errors import BadInput, BudgetReached, Interrupted, RunStopped
 from synthgen.instructions import QUERY_TEMPLATE, check_template
 from synthgen.llm.base import StopRun
 from synthgen.names import EXPORT_FORMATS, IMPORT_FORMATS, MAX_EXAMPLES, MAX_REQUESTS, SUBTYPES
@@ -117,6 +117,10 @@ BackendOpt = Annotated[Optional[Backend], typer.Option("--backend", help="auto, 
 ModelPath = Annotated[Optional[Path], typer.Option(help="A GGUF file for the local backend instead of the built-in model.")]
 Rpm = Annotated[Optional[float], typer.Option(parser=_rate, metavar="<float>", help="Requests per minute at most (0: no limit)." + _default("llm", "rpm"))]
 Tpm = Annotated[Optional[float], typer.Option(parser=_rate, metavar="<float>", help="Tokens per minute at most (0: no limit)." + _default("llm", "tpm"))]
+PriceIn = Annotated[Optional[float], typer.Option(
+    parser=_rate, metavar="USD", help="Price of a million prompt tokens (default: synthgen's table, configs/prices.toml).")]
+PriceOut = Annotated[Optional[float], typer.Option(
+    parser=_rate, metavar="USD", help="Price of a million completion tokens (with --price-in).")]
 Concurrency = Annotated[Optional[int], typer.Option(min=1, max=4096, help="Requests in flight at once (at each endpoint, with several)." + _default("generate", "concurrency"))]
 TasksDir = Annotated[Optional[Path], typer.Option("--tasks", help="Folder of task files (default data/tasks).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
@@ -154,6 +158,7 @@ def settings(config_file: Optional[Path], **flags: Any) -> "Config":
         if text is not None:
             overrides[name] = parse_weights(text, name)
     overrides["curate"] = flags.pop("curate", None)
+    overrides["cost"] = {name: flags.pop(name, None) for name in ("price_in", "price_out", "budget")}
     assert not flags, f"unhandled flags {flags}"
     return load_config(config_file, os.environ, overrides)
 
@@ -243,14 +248,25 @@ def generate(
     concurrency: Concurrency = None,
     rpm: Rpm = None,
     tpm: Tpm = None,
+    price_in: PriceIn = None,
+    price_out: PriceOut = None,
+    budget: Annotated[Optional[float], typer.Option(
+        parser=_rate, metavar="USD", help="Stop before the run (all its sessions, brainstorm included) spends more "
+                                          "than this; needs a price (the table's, or --price-in/--price-out).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Send nothing: print the requests, tokens and cost the "
+                                                             "run would take (a resumed run: what is left).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --dry-run: the estimate as JSON.")] = False,
     quiet: Quiet = False,
 ) -> None:
     """Stage 2: generate N valid examples into the run folder OUT (resumes an interrupted run)."""
     import asyncio
 
     from synthgen.generate import generate as run_generation
+    from synthgen.prices import dollars
     from synthgen.rounds import BatchOptions
 
+    if as_json and not dry_run:
+        raise BadInput("--json goes with --dry-run")
     part = _shard_flags(shard, ray, shards, api_key)
     if batch and (write_requests or read_results):
         raise BadInput("--batch sends the requests to the Batch API; --write-requests and --read-results are for an "
@@ -260,8 +276,26 @@ def generate(
         from synthgen.shards import NOT_WITH_ROUNDS
 
         raise BadInput(NOT_WITH_ROUNDS)
+    if dry_run and (part is not None or ray is not None):
+        raise BadInput("--dry-run prices the whole plan of --n examples: leave out --shard and --ray")
+    if budget is not None and (rounds is not None or ray is not None):
+        # The meter stops live requests before they are sent, in one process.
+        raise BadInput("--budget stops a live run in one process; a batch round or a Ray run is priced before it is "
+                       "sent: run `generate --dry-run` (it gives the Batch API's price too)")
     cfg = settings(config, base_url=base_url, model=model, api_key=api_key, backend=backend,
-                   model_path=model_path, concurrency=concurrency, rpm=rpm, tpm=tpm, seed=seed, out=out, tasks=tasks, kinds=kinds, languages=languages)
+                   model_path=model_path, concurrency=concurrency, rpm=rpm, tpm=tpm, seed=seed, out=out, tasks=tasks, kinds=kinds, languages=languages,
+                   price_in=price_in, price_out=price_out, budget=budget)
+    folder = Path(cfg.generate.out)
+    corpus_tasks = corpus is not None and tasks is not None
+    if dry_run:
+        import json
+
+        from synthgen.dryrun import dry_run as estimate
+        from synthgen.dryrun import render
+
+        report = estimate(cfg, n, folder, max_requests, corpus, corpus_tasks, overwrite)
+        typer.echo(json.dumps(report, indent=2) if as_json else render(report))
+        return
     if rounds is not None and cfg.llm.backend == "local":
         raise BadInput("the embedded model answers live: --batch, --write-requests and --read-results are for an "
                        "endpoint's model")
@@ -269,8 +303,6 @@ def generate(
         from synthgen.batch_api import batch_endpoint
 
         batch_endpoint(cfg)  # before a brainstorm spends anything
-    folder = Path(cfg.generate.out)
-    corpus_tasks = corpus is not None and tasks is not None
     if ray is not None:
         _generate_on_ray(cfg, n, folder, ray, shards, overwrite, max_requests, corpus, corpus_tasks, quiet)
         return
@@ -282,6 +314,12 @@ def generate(
     except (KeyboardInterrupt, Interrupted):
         typer.echo(f"interrupted: what was written in {folder} is kept; to resume, run: {resume_command()}", err=True)
         raise typer.Exit(130) from None
+    except BudgetReached as exc:
+        more = math.ceil((exc.enough or 2 * (cfg.cost.budget or 0)) * 100) / 100
+        typer.echo(f"stopped: {exc}. What was written in {folder} is kept; to go on, raise the budget (about "
+                   f"{dollars(more)} lets the run finish at its cost so far) and run: "
+                   f"{resume_command(budget=f'{more:.2f}')}", err=True)
+        raise typer.Exit(1) from None
     ledger, files = run.ledger, run.folder
     if rounds is not None and not rounds.api:
         from synthgen.results_files import ResultsFileSession
@@ -291,7 +329,9 @@ def generate(
         if ledger.valid < n and run.written is not None:
             return
     rejected = ", ".join(f"{reason} {count}" for reason, count in sorted(ledger.reasons.items())) or "none"
-    typer.echo(f"{ledger.valid} valid examples in {files.examples}; rejected: {rejected} (see {files.rejects})")
+    cost = ledger.cost()
+    spent = f"; cost {dollars(cost['usd'])} ({cost['price']['source']})" if cost else ""
+    typer.echo(f"{ledger.valid} valid examples in {files.examples}; rejected: {rejected} (see {files.rejects}){spent}")
     target = ledger.header.n  # a shard's share of n, or n
     if ledger.valid < target:
         typer.echo(f"stopped short of {target}: the cap of {ledger.header.request_cap} requests was reached "
@@ -873,22 +913,26 @@ def batch_cancel(
                f"command with --batch to collect them into {folder}")
 
 
-def resume_command() -> str:
-    """The command line that was run, minus an --api-key value (the key is never printed)."""
-    return command_line()
+def resume_command(budget: Optional[str] = None) -> str:
+    """The command line that was run, minus an --api-key value (the key is never printed); with
+    `budget`, its --budget given that value."""
+    return command_line(replace={"--budget": budget} if budget is not None else None)
 
 
-def command_line(without: tuple[str, ...] = ()) -> str:
-    """The command line that was run, minus --api-key and the options named, with their values."""
-    dropped = ("--api-key", *without)
+def command_line(without: tuple[str, ...] = (), replace: Optional[dict[str, str]] = None) -> str:
+    """The command line that was run, minus --api-key and the options named in `without`, with their
+    values; the options in `replace` given the values there."""
+    replaced: dict[str, Optional[str]] = {"--api-key": None, **dict.fromkeys(without), **(replace or {})}
     args, skip = [], False
     for arg in sys.argv[1:]:
+        name = arg.split("=", 1)[0]
         if skip:
             skip = False
-        elif arg in dropped:
-            skip = True
-        elif not arg.startswith(tuple(f"{option}=" for option in dropped)):
+        elif name in replaced:
+            skip = "=" not in arg
+        else:
             args.append(arg)
+    args += [item for name, value in replaced.items() if value is not None for item in (name, value)]
     return shlex.join(["synthgen", *args])
 
 
