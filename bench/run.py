@@ -66,10 +66,11 @@ class Server:
     """bench/server.py in its own process."""
 
     def __init__(self, latency: float, reject_share: float = 0.0, retry_after: float = 1.0, task_pool: int = 0,
-                 first_number: int = 0):
+                 first_number: int = 0, count_prompt: str = "chars"):
         self.proc = subprocess.Popen(
             [sys.executable, str(HERE / "server.py"), "--latency", str(latency), "--reject-share", str(reject_share),
-             "--retry-after", str(retry_after), "--task-pool", str(task_pool), "--first-number", str(first_number)],
+             "--retry-after", str(retry_after), "--task-pool", str(task_pool), "--first-number", str(first_number),
+             "--count-prompt", count_prompt],
             stdout=subprocess.PIPE, text=True,
         )
         line = self.proc.stdout.readline()  # type: ignore[union-attr]

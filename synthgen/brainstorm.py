@@ -16,15 +16,16 @@ import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from synthgen.answers import TRUNCATED, leading_strings, parse_json
-from synthgen.config import Config
+from synthgen.config import BrainstormConfig, Config
 from synthgen.console import say
 from synthgen.dispatch import Dispatcher, FailureWindow, request_cap
+from synthgen.errors import BudgetReached
 from synthgen.llm import LLMClient, RequestFailed
 from synthgen.progress import Progress
-from synthgen.prompts import Templates
+from synthgen.prompts import Template, Templates
 from synthgen.sampling import Weighted
 from synthgen.schemas import TASK_LIST_SCHEMA
 from synthgen.store import Task, TaskFile, task_file, task_key, tasks_folder
@@ -179,23 +180,11 @@ class Brainstorm:
         return math.ceil(shortfall / expected)
 
     def prompt(self, number: int) -> tuple[str, str, str]:
-        """Round `number`'s prompt, topic and persona: drawn from the seed, the subtype, the tasks known
-        when the brainstorm began, and the round, so a later brainstorm into the same file draws anew."""
-        settings = self.settings
-        rng = random.Random(f"synthgen:{self.config.generate.seed}:brainstorm:{self.file.subtype}:"
-                            f"{self.result.known}:{number}")
-        topic = self.topics.draw(rng)
-        persona = rng.choice(settings.personas)
-        shown = rng.sample(self.tasks, min(settings.shown_tasks, len(self.tasks)))
-        prompt = self.template.render({
-            "num_tasks": str(settings.num_tasks),
-            "topic": topic,
-            "persona": persona,
-            "known_tasks": "\n".join(f"- {task}" for task in shown) or "- (none yet)",
-        })
-        return prompt, topic, persona
+        """Round `number`'s prompt, topic and persona (round_prompt)."""
+        return round_prompt(self.template, self.settings, self.topics, self.config.generate.seed, self.file.subtype,
+                            self.result.known, number, self.tasks)
 
-    async def _round(self, index: int) -> bool:
+    async def _round(self, index: int) -> Optional[bool]:
         result, settings = self.result, self.settings
         result.sent += 1
         prompt, topic, persona = self.prompt(next(self.round_numbers))
@@ -206,6 +195,10 @@ class Brainstorm:
                 schema=TASK_LIST_SCHEMA,
                 schema_name="task_list",
             )
+        except BudgetReached as exc:  # not sent: the rounds in flight still finish
+            result.sent -= 1
+            self.dispatcher.stop(str(exc))
+            return None
         except RequestFailed as exc:
             # As in generation, only requests that used up their retries count toward the breaker;
             # they say nothing of the model's yield.
@@ -262,6 +255,24 @@ class Brainstorm:
         self.result.rounds_failed += 1
         self.result.failures.append(reason)
         return False
+
+
+def round_prompt(template: Template, settings: BrainstormConfig, topics: Weighted, seed: int, subtype: str, known: int,
+                 number: int, tasks: Sequence[str]) -> tuple[str, str, str]:
+    """Round `number`'s prompt, topic and persona: drawn from the seed, the subtype, the tasks known
+    when the brainstorm began (`known`), and the round, so a later brainstorm into the same file
+    draws anew; it shows some of `tasks` (those found so far) to differ from."""
+    rng = random.Random(f"synthgen:{seed}:brainstorm:{subtype}:{known}:{number}")
+    topic = topics.draw(rng)
+    persona = rng.choice(settings.personas)
+    shown = rng.sample(tasks, min(settings.shown_tasks, len(tasks)))
+    prompt = template.render({
+        "num_tasks": str(settings.num_tasks),
+        "topic": topic,
+        "persona": persona,
+        "known_tasks": "\n".join(f"- {task}" for task in shown) or "- (none yet)",
+    })
+    return prompt, topic, persona
 
 
 async def brainstorm(

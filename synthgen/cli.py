@@ -13,7 +13,7 @@ import typer
 
 from synthgen import __version__
 from synthgen.console import one_line
-from synthgen.errors import BadInput, Interrupted, RunStopped
+from synthgen.errors import BadInput, BudgetReached, Interrupted, RunStopped
 from synthgen.instructions import QUERY_TEMPLATE, check_template
 from synthgen.llm.base import StopRun
 from synthgen.names import EXPORT_FORMATS, IMPORT_FORMATS, MAX_EXAMPLES, MAX_REQUESTS, SUBTYPES
@@ -117,6 +117,10 @@ BackendOpt = Annotated[Optional[Backend], typer.Option("--backend", help="auto, 
 ModelPath = Annotated[Optional[Path], typer.Option(help="A GGUF file for the local backend instead of the built-in model.")]
 Rpm = Annotated[Optional[float], typer.Option(parser=_rate, metavar="<float>", help="Requests per minute at most (0: no limit)." + _default("llm", "rpm"))]
 Tpm = Annotated[Optional[float], typer.Option(parser=_rate, metavar="<float>", help="Tokens per minute at most (0: no limit)." + _default("llm", "tpm"))]
+PriceIn = Annotated[Optional[float], typer.Option(
+    parser=_rate, metavar="USD", help="Price of a million prompt tokens (default: synthgen's table, configs/prices.toml).")]
+PriceOut = Annotated[Optional[float], typer.Option(
+    parser=_rate, metavar="USD", help="Price of a million completion tokens (with --price-in).")]
 Concurrency = Annotated[Optional[int], typer.Option(min=1, max=4096, help="Requests in flight at once (at each endpoint, with several)." + _default("generate", "concurrency"))]
 TasksDir = Annotated[Optional[Path], typer.Option("--tasks", help="Folder of task files (default data/tasks).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
@@ -154,6 +158,7 @@ def settings(config_file: Optional[Path], **flags: Any) -> "Config":
         if text is not None:
             overrides[name] = parse_weights(text, name)
     overrides["curate"] = flags.pop("curate", None)
+    overrides["cost"] = {name: flags.pop(name, None) for name in ("price_in", "price_out", "budget")}
     assert not flags, f"unhandled flags {flags}"
     return load_config(config_file, os.environ, overrides)
 
@@ -243,14 +248,25 @@ def generate(
     concurrency: Concurrency = None,
     rpm: Rpm = None,
     tpm: Tpm = None,
+    price_in: PriceIn = None,
+    price_out: PriceOut = None,
+    budget: Annotated[Optional[float], typer.Option(
+        parser=_rate, metavar="USD", help="Stop before the run (all its sessions, brainstorm included) spends more "
+                                          "than this; needs a price (the table's, or --price-in/--price-out).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Send nothing: print the requests, tokens and cost the "
+                                                             "run would take (a resumed run: what is left).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --dry-run: the estimate as JSON.")] = False,
     quiet: Quiet = False,
 ) -> None:
     """Stage 2: generate N valid examples into the run folder OUT (resumes an interrupted run)."""
     import asyncio
 
     from synthgen.generate import generate as run_generation
+    from synthgen.prices import dollars
     from synthgen.rounds import BatchOptions
 
+    if as_json and not dry_run:
+        raise BadInput("--json goes with --dry-run")
     part = _shard_flags(shard, ray, shards, api_key)
     if batch and (write_requests or read_results):
         raise BadInput("--batch sends the requests to the Batch API; --write-requests and --read-results are for an "
@@ -260,8 +276,26 @@ def generate(
         from synthgen.shards import NOT_WITH_ROUNDS
 
         raise BadInput(NOT_WITH_ROUNDS)
+    if dry_run and (part is not None or ray is not None):
+        raise BadInput("--dry-run prices the whole plan of --n examples: leave out --shard and --ray")
+    if budget is not None and (rounds is not None or ray is not None):
+        # The meter stops live requests before they are sent, in one process.
+        raise BadInput("--budget stops a live run in one process; a batch round or a Ray run is priced before it is "
+                       "sent: run `generate --dry-run` (it gives the Batch API's price too)")
     cfg = settings(config, base_url=base_url, model=model, api_key=api_key, backend=backend,
-                   model_path=model_path, concurrency=concurrency, rpm=rpm, tpm=tpm, seed=seed, out=out, tasks=tasks, kinds=kinds, languages=languages)
+                   model_path=model_path, concurrency=concurrency, rpm=rpm, tpm=tpm, seed=seed, out=out, tasks=tasks, kinds=kinds, languages=languages,
+                   price_in=price_in, price_out=price_out, budget=budget)
+    folder = Path(cfg.generate.out)
+    corpus_tasks = corpus is not None and tasks is not None
+    if dry_run:
+        import json
+
+        from synthgen.dryrun import dry_run as estimate
+        from synthgen.dryrun import render
+
+        report = estimate(cfg, n, folder, max_requests, corpus, corpus_tasks, overwrite)
+        typer.echo(json.dumps(report, indent=2) if as_json else render(report))
+        return
     if rounds is not None and cfg.llm.backend == "local":
         raise BadInput("the embedded model answers live: --batch, --write-requests and --read-results are for an "
                        "endpoint's model")
@@ -269,8 +303,6 @@ def generate(
         from synthgen.batch_api import batch_endpoint
 
         batch_endpoint(cfg)  # before a brainstorm spends anything
-    folder = Path(cfg.generate.out)
-    corpus_tasks = corpus is not None and tasks is not None
     if ray is not None:
         _generate_on_ray(cfg, n, folder, ray, shards, overwrite, max_requests, corpus, corpus_tasks, quiet)
         return
@@ -282,6 +314,12 @@ def generate(
     except (KeyboardInterrupt, Interrupted):
         typer.echo(f"interrupted: what was written in {folder} is kept; to resume, run: {resume_command()}", err=True)
         raise typer.Exit(130) from None
+    except BudgetReached as exc:
+        more = math.ceil((exc.enough or 2 * (cfg.cost.budget or 0)) * 100) / 100
+        typer.echo(f"stopped: {exc}. What was written in {folder} is kept; to go on, raise the budget (about "
+                   f"{dollars(more)} lets the run finish at its cost so far) and run: "
+                   f"{resume_command(budget=f'{more:.2f}')}", err=True)
+        raise typer.Exit(1) from None
     ledger, files = run.ledger, run.folder
     if rounds is not None and not rounds.api:
         from synthgen.results_files import ResultsFileSession
@@ -291,7 +329,9 @@ def generate(
         if ledger.valid < n and run.written is not None:
             return
     rejected = ", ".join(f"{reason} {count}" for reason, count in sorted(ledger.reasons.items())) or "none"
-    typer.echo(f"{ledger.valid} valid examples in {files.examples}; rejected: {rejected} (see {files.rejects})")
+    cost = ledger.cost()
+    spent = f"; cost {dollars(cost['usd'])} ({cost['price']['source']})" if cost else ""
+    typer.echo(f"{ledger.valid} valid examples in {files.examples}; rejected: {rejected} (see {files.rejects}){spent}")
     target = ledger.header.n  # a shard's share of n, or n
     if ledger.valid < target:
         typer.echo(f"stopped short of {target}: the cap of {ledger.header.request_cap} requests was reached "
@@ -648,34 +688,73 @@ def split_command(
 @app.command("train")
 def train_command(
     paths: Annotated[list[Path], typer.Argument(help="Stored examples (or an e5 / sentence-transformers export): files or folders.")],
-    out: Annotated[Path, typer.Option(help="Folder for the trained model and synthgen-train.json.")],
-    base_model: Annotated[Optional[str], typer.Option(help="sentence-transformers model to start from (default: the offline all-MiniLM-L6-v2).")] = None,
-    batch_size: Annotated[int, typer.Option(min=2, help="Rows per batch: each row's negatives are the others' documents.")] = 32,
+    out: Annotated[Path, typer.Option(help="Folder for the trained model, its checkpoints, log, plot and synthgen-train.json.")],
+    base_model: Annotated[Optional[str], typer.Option(help="sentence-transformers model to start from, or a decoder LLM (pooled on its last token, EOS appended; default: the offline all-MiniLM-L6-v2).")] = None,
+    batch_size: Annotated[int, typer.Option(min=2, help="Rows per batch (per process): each row's negatives are the others' documents.")] = 32,
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = 2e-5,
     warmup_ratio: Annotated[float, typer.Option(help="Share of the steps spent warming the learning rate up.")] = 0.1,
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the data.")] = 1,
     max_steps: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many steps.")] = None,
     scale: Annotated[float, typer.Option(help="Similarity scale of the loss: 1 / temperature (the paper: 0.02).")] = 50.0,
+    loss: Annotated[str, typer.Option(help="mnrl (MultipleNegativesRankingLoss) or cached-mnrl (GradCache: a large batch "
+                                           "in the memory of --mini-batch-size rows, the same loss).")] = "mnrl",
+    mini_batch_size: Annotated[int, typer.Option(min=1, help="cached-mnrl: rows embedded per forward pass.")] = 32,
+    mined_negatives: Annotated[Optional[int], typer.Option(min=0, help="Take up to K of curate's mined negatives per row, "
+                                                                       "besides the generated one (default: one hard negative, the generated one or else a mined one).")] = None,
+    eval_data: Annotated[Optional[list[Path]], typer.Option(help="Held-out stored examples the evaluator ranks during training.")] = None,
+    eval_share: Annotated[float, typer.Option(help="Hold out this share of the input, whole tasks at a time, for the evaluator.")] = 0.0,
+    eval_steps: Annotated[Optional[int], typer.Option(min=1, help="Evaluate every N steps (default: each epoch).")] = None,
+    save_steps: Annotated[Optional[int], typer.Option(min=1, help="Checkpoint every N steps (default: each epoch).")] = None,
+    save_total_limit: Annotated[int, typer.Option(min=1, help="Checkpoints kept (the oldest go).")] = 2,
+    resume_from_checkpoint: Annotated[Optional[str], typer.Option(help="Go on from a checkpoint folder, or 'latest' for OUT's last.")] = None,
+    lora: Annotated[bool, typer.Option("--lora", help="Train a LoRA adapter (peft) instead of every weight, as the paper trained Mistral-7B.")] = False,
+    lora_rank: Annotated[int, typer.Option(min=1, help="LoRA rank (the paper: 16).")] = 16,
+    lora_alpha: Annotated[int, typer.Option(min=1, help="LoRA alpha.")] = 32,
+    lora_dropout: Annotated[float, typer.Option(min=0.0, max=0.9, help="LoRA dropout.")] = 0.1,
+    bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 mixed precision (GPUs that have it).")] = False,
     max_seq_length: MaxSeqLength = None,
     query_template: QueryTemplate = QUERY_TEMPLATE,
     seed: Annotated[int, typer.Option(help="Seed of the batches and the initialisation.")] = 0,
-    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, ... (default: cuda when there is one).")] = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu to force the CPU (default: the Trainer's choice, a GPU when there is one).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Write into a folder that is not empty.")] = False,
     quiet: Quiet = False,
 ) -> None:
-    """Fine-tune a sentence-transformers model with MultipleNegativesRankingLoss (extra: train)."""
+    """Fine-tune an embedding model with the sentence-transformers Trainer (extra: train)."""
     from synthgen.train import TrainOptions, train
+    from synthgen.train_model import LoraSettings
 
     options = TrainOptions(batch_size=batch_size, learning_rate=lr, warmup_ratio=warmup_ratio, epochs=epochs,
                            max_steps=max_steps, scale=scale, max_seq_length=max_seq_length,
-                           query_template=query_template, seed=seed, device=device)
-    config = train(paths, base_model, out, options, overwrite=overwrite, show_progress=not quiet)
-    typer.echo(f"trained {config['base_model']} on {config['rows']} rows ({config['rows_with_negative']} with a hard "
-               f"negative) for {config['steps']} steps in {config['seconds']} s, loss {config['loss_first']:.3f} -> "
-               f"{config['loss_last_20_mean']:.3f}: {out} (settings in {out / 'synthgen-train.json'})")
+                           query_template=query_template, seed=seed, device=device, loss=loss,
+                           mini_batch_size=mini_batch_size, mined_negatives=mined_negatives, eval_share=eval_share,
+                           eval_steps=eval_steps, save_steps=save_steps, save_total_limit=save_total_limit,
+                           lora=lora, lora_settings=LoraSettings(lora_rank, lora_alpha, lora_dropout), bf16=bf16)
+    try:
+        config = train(paths, base_model, out, options, overwrite=overwrite, show_progress=not quiet,
+                       eval_paths=eval_data, resume_from_checkpoint=resume_from_checkpoint)
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted: the checkpoints in {out / 'checkpoints'} are kept; to go on, run: "
+                   f"{resume_command()}" + ("" if resume_from_checkpoint else " --resume-from-checkpoint latest"), err=True)
+        raise typer.Exit(130) from None
+    if config:  # the main process of several reports
+        typer.echo(train_summary(config, out))
 
 
-eval_app = typer.Typer(help="Evaluate an embedding model: the passkey benchmark or retrieval.")
+def train_summary(config: dict, out: Path) -> str:
+    losses = (f", loss {config['loss_first']:.3f} -> {config['loss_last_20_mean']:.3f}"
+              if config["loss_first"] is not None else "")
+    line = (f"trained {config['base_model']} on {config['rows_trained']} rows ({config['rows_with_negative']} with a hard "
+            f"negative) to step {config['steps']} in {config['seconds']} s{losses}: {out} (settings in "
+            f"{out / 'synthgen-train.json'})")
+    if config["evaluator"] and config["evaluator"]["results"]:
+        first, last = config["evaluator"]["results"][0], config["evaluator"]["results"][-1]
+        key = next((k for k in last if k.endswith("ndcg@10")), None)
+        if key is not None:
+            line += f"\nheld-out nDCG@10: {first[key]:.3f} at step {first['step']} -> {last[key]:.3f} at step {last['step']}"
+    return line
+
+
+eval_app = typer.Typer(help="Evaluate an embedding model: the passkey benchmark, retrieval, or MTEB tasks.")
 app.add_typer(eval_app, name="eval")
 
 
@@ -724,7 +803,10 @@ def eval_retrieval(
     as_json: JsonOut = False,
     quiet: Quiet = False,
 ) -> None:
-    """nDCG@10, MRR@10, recall@1 and recall@10: each query against the pool of all positives and negatives."""
+    """nDCG, MRR, recall and MAP: each query against every document.
+
+    nDCG@10, MRR@10, recall@1, recall@10, MAP@100 and recall@100 by sentence-transformers'
+    InformationRetrievalEvaluator; the pool is every positive and negative (and --corpus passages)."""
     import json
 
     from synthgen.embedders import open_embedder
@@ -740,6 +822,42 @@ def eval_retrieval(
     embedder = open_embedder(model, base_url, api_key, batch_size, max_seq_length)
     result = evaluate_retrieval(data, embedder, template, show_progress=not quiet)
     typer.echo(json.dumps(result, indent=2) if as_json else retrieval_table(result))
+
+
+@eval_app.command("mteb")
+def eval_mteb(
+    tasks: Annotated[list[str], typer.Argument(help="MTEB task names (SciFact, STSBenchmark, ...), or folders: "
+                                                    "what `synthgen passkey` wrote, or any BEIR folder.")],
+    model: EmbedModel = None,
+    base_url: EmbedBaseUrl = None,
+    api_key: EmbedApiKey = None,
+    batch_size: BatchSize = 32,
+    max_seq_length: MaxSeqLength = None,
+    query_template: QueryTemplate = QUERY_TEMPLATE,
+    prompt: Annotated[Optional[list[str]], typer.Option(
+        help="KEY=INSTRUCTION, repeatable: the instruction for a task name, a task type (Retrieval, STS, ...) or "
+             "query, over MTEB's own (the task's prompt, else one per task type).")] = None,
+    out: Annotated[Path, typer.Option(help="Where mteb writes its results (results/<model>/<revision>/<task>.json).")] = Path("data/mteb"),
+    as_json: JsonOut = False,
+    quiet: Quiet = False,
+) -> None:
+    """MTEB tasks and the passkey benchmark, run by mteb (extra: mteb).
+
+    MTEB's instruction for each task is written with the query template on the query side."""
+    import json
+
+    from synthgen.mteb_eval import evaluate_mteb, mteb_table, parse_prompts
+
+    template, prompts = check_template(query_template), parse_prompts(prompt or [])
+
+    def open_encoder():  # after the tasks' data is known to be there
+        from synthgen.embedders import open_embedder
+        from synthgen.mteb_encoder import SynthgenEncoder
+
+        return SynthgenEncoder(open_embedder(model, base_url, api_key, batch_size, max_seq_length), template, prompts)
+
+    report = evaluate_mteb(tasks, open_encoder, out, batch_size, show_progress=not quiet)
+    typer.echo(json.dumps(report, indent=2) if as_json else mteb_table(report))
 
 
 corpus_app = typer.Typer(help="A user's documents as passages, for examples grounded in them (generate --corpus).")
@@ -815,22 +933,26 @@ def batch_cancel(
                f"command with --batch to collect them into {folder}")
 
 
-def resume_command() -> str:
-    """The command line that was run, minus an --api-key value (the key is never printed)."""
-    return command_line()
+def resume_command(budget: Optional[str] = None) -> str:
+    """The command line that was run, minus an --api-key value (the key is never printed); with
+    `budget`, its --budget given that value."""
+    return command_line(replace={"--budget": budget} if budget is not None else None)
 
 
-def command_line(without: tuple[str, ...] = ()) -> str:
-    """The command line that was run, minus --api-key and the options named, with their values."""
-    dropped = ("--api-key", *without)
+def command_line(without: tuple[str, ...] = (), replace: Optional[dict[str, str]] = None) -> str:
+    """The command line that was run, minus --api-key and the options named in `without`, with their
+    values; the options in `replace` given the values there."""
+    replaced: dict[str, Optional[str]] = {"--api-key": None, **dict.fromkeys(without), **(replace or {})}
     args, skip = [], False
     for arg in sys.argv[1:]:
+        name = arg.split("=", 1)[0]
         if skip:
             skip = False
-        elif arg in dropped:
-            skip = True
-        elif not arg.startswith(tuple(f"{option}=" for option in dropped)):
+        elif name in replaced:
+            skip = "=" not in arg
+        else:
             args.append(arg)
+    args += [item for name, value in replaced.items() if value is not None for item in (name, value)]
     return shlex.join(["synthgen", *args])
 
 

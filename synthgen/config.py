@@ -292,6 +292,22 @@ class RelabelConfig(_Section):
     max_document_chars: int = Field(ge=0)
 
 
+class CostConfig(_Section):
+    """What a run's tokens cost and how much it may spend (generate --dry-run, --budget)."""
+
+    # US dollars per million prompt and completion tokens; unset: synthgen's table (configs/prices.toml).
+    price_in: Optional[float] = Field(default=None, ge=0)
+    price_out: Optional[float] = Field(default=None, ge=0)
+    # The most a run may spend, all its sessions together; unset: no limit.
+    budget: Optional[float] = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _both_prices(self) -> "CostConfig":
+        if (self.price_in is None) != (self.price_out is None):
+            raise ValueError("give both price_in and price_out (--price-in and --price-out), or neither")
+        return self
+
+
 class CurateConfig(_Section):
     checks: list[str]
     language: LanguageCheckConfig
@@ -342,6 +358,7 @@ class Config(_Section):
     extra_languages: list[str] = Field(default_factory=list)
     languages: dict[str, float]
     local: LocalConfig = Field(default_factory=LocalConfig)
+    cost: CostConfig = Field(default_factory=CostConfig)
     # A folder of templates to use instead of the shipped prompts/ (same layout).
     prompts: str = ""
 

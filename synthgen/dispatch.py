@@ -58,7 +58,7 @@ class Tracker(Protocol):
 
     def sent(self) -> None: ...
 
-    def done(self, ok: bool) -> None: ...
+    def done(self, ok: Optional[bool]) -> None: ...  # None: not sent after all
 
 
 class Dispatcher:
@@ -131,8 +131,11 @@ class Dispatcher:
         self.in_flight += 1
         return index
 
-    async def run(self, handle: Callable[[int], Awaitable[bool]]) -> None:
-        """Until done; an exception from `handle` cancels the other workers and is raised."""
+    async def run(self, handle: Callable[[int], Awaitable[Optional[bool]]]) -> None:
+        """Until done; an exception from `handle` cancels the other workers and is raised.
+
+        `handle` says whether the index gave a result, or None when it sent nothing after all (the
+        budget refused it): the index stays unfinished, for a later session."""
         count = min(self.concurrency, max(1, self.target - self.succeeded))
         self._workers = [asyncio.create_task(self._worker(handle)) for _ in range(count)]
         try:
@@ -144,7 +147,7 @@ class Dispatcher:
             if not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
 
-    async def _worker(self, handle: Callable[[int], Awaitable[bool]]) -> None:
+    async def _worker(self, handle: Callable[[int], Awaitable[Optional[bool]]]) -> None:
         # One event loop, no await between the check and the take: no lock is needed.
         while True:
             while not self._can_send():
@@ -154,12 +157,15 @@ class Dispatcher:
             index = self._take()
             if self.tracker:
                 self.tracker.sent()
-            ok = False
+            ok: Optional[bool] = False
             try:
                 ok = await handle(index)
             finally:
                 self.in_flight -= 1
-                self.succeeded += ok
+                if ok is None:
+                    self.requests -= 1
+                else:
+                    self.succeeded += ok
                 self._wake_workers()
             if self.tracker:
                 self.tracker.done(ok)

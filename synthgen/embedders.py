@@ -3,10 +3,14 @@
 
 Vectors come back L2-normalised, so a dot product is the cosine similarity. numpy is used when it
 is installed (it comes with the train extra); without it the endpoint path still works, on lists.
+A text given twice in one call is embedded once. A local model reads at most max_seq_length tokens:
+a longer text is cut to that window before it is tokenised (`model_inputs`), so a 32k-token document
+costs what its first 256 tokens cost, and texts that differ only past the window are one input.
 """
 
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -27,8 +31,27 @@ class Embedder:
     name: str = ""
 
     def embed(self, texts: list[str]) -> Any:
-        """One unit vector per text, in order: a float32 matrix with numpy, else a list of lists."""
+        """One unit vector per text, in order: a float32 matrix with numpy, else a list of lists.
+
+        Each distinct model input is embedded once and its vector given to every text that has it."""
+        inputs = self.model_inputs(texts)
+        distinct = list(dict.fromkeys(inputs))
+        if len(distinct) == len(inputs):
+            return self.encode(distinct)
+        vectors = self.encode(distinct)
+        row = {text: i for i, text in enumerate(distinct)}
+        order = [row[text] for text in inputs]
+        if np is not None:
+            return np.asarray(vectors)[order]
+        return [vectors[i] for i in order]
+
+    def encode(self, texts: list[str]) -> Any:
+        """One unit vector per text, the texts as given (embed() is the entry point)."""
         raise NotImplementedError
+
+    def model_inputs(self, texts: list[str]) -> list[str]:
+        """What of each text decides its vector: the whole text, unless the model reads less of it."""
+        return list(texts)
 
     def describe(self) -> dict:
         return {"model": self.name}
@@ -60,10 +83,14 @@ class SentenceTransformerEmbedder(Embedder):
         if max_seq_length is not None:
             self.model.max_seq_length = max_seq_length
         self.batch_size = batch_size
+        self.window = TokenWindow.of(self.model)
 
-    def embed(self, texts: list[str]) -> Any:
+    def encode(self, texts: list[str]) -> Any:
         return self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
                                  convert_to_numpy=True, show_progress_bar=False).astype("float32")
+
+    def model_inputs(self, texts: list[str]) -> list[str]:
+        return self.window.cut(texts) if self.window is not None else list(texts)
 
     def describe(self) -> dict:
         return {"model": self.name, "via": "sentence-transformers", "max_seq_length": self.model.max_seq_length}
@@ -90,7 +117,7 @@ class EndpointEmbedder(Embedder):
         self.client = openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=3)
         self.name, self.base_url, self.batch_size = model, base_url, batch_size
 
-    def embed(self, texts: list[str]) -> Any:
+    def encode(self, texts: list[str]) -> Any:
         import openai
 
         rows: list[list[float]] = []
@@ -119,6 +146,59 @@ class EndpointEmbedder(Embedder):
 
     def describe(self) -> dict:
         return {"model": self.name, "via": "embeddings endpoint", "base_url": self.base_url}
+
+
+class TokenWindow:
+    """The first `tokens` tokens of a text, as a shorter text: what the model's own truncation keeps.
+
+    A text is cut at the first white space after its `tokens`-th token (offsets of a fast tokenizer
+    over a prefix of the text, grown until that white space is inside it). Tokenizers split words at
+    white space, so the cut text's tokens begin with the whole text's first `tokens` tokens, and the
+    model's truncation, which keeps the first max_seq_length, gives it the same input. A text with no
+    white space after its window is kept whole: never cutting is always right, only slower.
+    """
+
+    def __init__(self, tokenizer: Any, tokens: int):
+        self.tokenizer, self.tokens = tokenizer, tokens
+
+    @classmethod
+    def of(cls, model: Any) -> Optional["TokenWindow"]:
+        """The window of a sentence-transformers model, or None when its text cannot be cut safely
+        (no fast tokenizer with offsets, truncation from the left, no length limit)."""
+        tokenizer = getattr(model, "tokenizer", None)
+        limit = getattr(model, "max_seq_length", None)
+        if (tokenizer is None or not getattr(tokenizer, "is_fast", False) or not limit
+                or getattr(tokenizer, "truncation_side", "right") != "right"):
+            return None
+        try:
+            tokens = limit - tokenizer.num_special_tokens_to_add(pair=False)
+        except (AttributeError, TypeError, ValueError):
+            return None
+        return cls(tokenizer, tokens) if tokens > 0 else None
+
+    def cut(self, texts: list[str]) -> list[str]:
+        result = list(texts)
+        # A token is rarely longer than 8 characters: most texts need one pass over a prefix.
+        pending = [i for i, text in enumerate(texts) if len(text) > self.tokens]
+        size = self.tokens * 8 + 64
+        while pending:
+            prefixes = [texts[i][:size] for i in pending]
+            offsets = self.tokenizer(prefixes, add_special_tokens=False, return_offsets_mapping=True,
+                                     verbose=False)["offset_mapping"]
+            again = []
+            for i, prefix, spans in zip(pending, prefixes, offsets):
+                # White space inside the prefix after the last token kept: every word before it is
+                # whole there, so it was tokenised as in the whole text.
+                end = _WHITE_SPACE.search(prefix, spans[self.tokens - 1][1]) if len(spans) >= self.tokens else None
+                if end:
+                    result[i] = prefix[:end.start()]
+                elif len(prefix) < len(texts[i]):
+                    again.append(i)  # too few tokens, or the last one kept is in a word the prefix cuts
+            pending, size = again, size * 4
+        return result
+
+
+_WHITE_SPACE = re.compile(r"\s")
 
 
 class _Embedding(msgspec.Struct):
@@ -183,26 +263,3 @@ def similarities(query: Any, documents: Any) -> list[float]:
     if np is not None:
         return (np.asarray(documents) @ np.asarray(query)).tolist()
     return [sum(a * b for a, b in zip(query, row)) for row in documents]
-
-
-def top_k(queries: Any, documents: Any, k: int) -> list[list[int]]:
-    """For each query the indices of its k most similar documents, best first (ties: earlier first)."""
-    k = min(k, len(documents))
-    if np is None:
-        ranked = []
-        for query in queries:
-            scores = similarities(query, documents)
-            ranked.append(sorted(range(len(scores)), key=lambda i: (-scores[i], i))[:k])
-        return ranked
-    q, d = np.asarray(queries, dtype=np.float32), np.asarray(documents, dtype=np.float32)
-    ranked = []
-    for start in range(0, len(q), 256):
-        scores = q[start:start + 256] @ d.T
-        for row in scores:
-            # Every document scoring at least the k-th best (ties included), then best first and,
-            # on a tie, the earlier document first.
-            threshold = np.partition(row, len(row) - k)[len(row) - k]
-            candidates = np.flatnonzero(row >= threshold)
-            order = np.lexsort((candidates, -row[candidates]))
-            ranked.append(candidates[order][:k].tolist())
-    return ranked

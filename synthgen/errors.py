@@ -1,5 +1,7 @@
 """Errors that end a command with one line instead of a traceback."""
 
+from typing import Optional
+
 
 class BadInput(Exception):
     """The user's input cannot be used (flag, file, config): exit status 2."""
@@ -14,3 +16,12 @@ class RunStopped(Exception):
 
 class Interrupted(Exception):
     """The user interrupted a run; what was written is kept and a rerun resumes: exit status 130."""
+
+
+class BudgetReached(RunStopped):
+    """The next request would take the run past its budget (--budget): the run stops sending, the
+    requests in flight finish, and a rerun with a higher budget resumes. Exit status 1."""
+
+    def __init__(self, message: str, enough: Optional[float] = None):
+        super().__init__(message)
+        self.enough = enough  # a budget that would let the run finish, as far as can be told

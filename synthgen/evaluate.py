@@ -1,13 +1,16 @@
 """Evaluation: the passkey benchmark (top-1 accuracy per length) and retrieval (nDCG@10, MRR@10,
-recall@1 and recall@10) on held-out synthgen examples or on a BEIR folder.
+recall@1, recall@10, MAP@100 and recall@100, by sentence-transformers' InformationRetrievalEvaluator)
+on held-out synthgen examples or on a BEIR folder.
 
 Queries are embedded with their instruction through the query template (synthgen.instructions: the
-paper's by default), documents as they are.
+paper's by default), documents as they are. Every distinct model input is embedded once: the passkey
+benchmark's documents across all its queries and lengths, a retrieval pool's documents and queries
+across all its groups.
 """
 
 import collections
+import itertools
 import json
-import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -18,14 +21,18 @@ from tqdm import tqdm
 
 from synthgen import beir
 from synthgen.beir import is_folder as is_beir_folder  # noqa: F401  (the CLI asks it)
-from synthgen.embedders import Embedder, similarities, stack, top_k
+from synthgen.embedders import Embedder, similarities, stack
+from synthgen.embedding_cache import text_digest
 from synthgen.errors import BadInput
 from synthgen.instructions import query_text
+from synthgen.models import INSTALL_HINT
 from synthgen.store import CorpusFolder, ReadCounts, example_files, read_examples
 from synthgen.tables import table
 
 CHUNK = 256  # texts handed to the embedder at once (the progress bar moves per chunk)
-CUTOFF = 10
+# Distinct inputs embedded at once: enough for sentence-transformers' length-sorting within a call to
+# batch like lengths together, as one encode of them all would (bench/passkey_speed.py).
+ENCODE_CHUNK = 1024
 
 
 def embed_all(embedder: Embedder, texts: list[str], desc: str, show_progress: bool) -> Any:
@@ -53,45 +60,85 @@ def passkey_folders(folder: Path) -> list[tuple[int, Path]]:
     raise BadInput(f"{folder} is not a passkey benchmark: no passkey.json (run `synthgen passkey --out {folder}`)")
 
 
+class DistinctInputs:
+    """Texts -> rows of one matrix, each distinct model input embedded once, a chunk at a time.
+
+    Inputs are keyed by digest, so a streamed corpus of long documents is never held whole (an
+    endpoint reads every text whole: its keys are the texts themselves)."""
+
+    def __init__(self, embedder: Embedder):
+        self.embedder = embedder
+        self.rows: dict[bytes, int] = {}
+        self.pending: list[str] = []
+        self.parts: list[Any] = []
+
+    def add(self, texts: list[str]) -> list[int]:
+        """The row of each text's vector (the vectors come with matrix())."""
+        rows = []
+        for text in self.embedder.model_inputs(texts):
+            key = text_digest(text)
+            row = self.rows.get(key)
+            if row is None:
+                row = self.rows[key] = len(self.rows)
+                self.pending.append(text)
+            rows.append(row)
+        if len(self.pending) >= ENCODE_CHUNK:
+            self.flush()
+        return rows
+
+    def flush(self) -> None:
+        if self.pending:
+            self.parts.append(self.embedder.encode(self.pending))
+            self.pending = []
+
+    def matrix(self) -> Any:
+        self.flush()
+        return stack(self.parts)
+
+
 def evaluate_passkey(folder: Path, embedder: Embedder, template: str, show_progress: bool = True) -> dict:
-    """Top-1 accuracy per length: the right document must score above every other candidate."""
-    rows = []
-    meta: dict = {}
+    """Top-1 accuracy per length: the right document must score above every other candidate (a tie
+    is a miss: a model that cannot tell the candidates apart has not found the passkey)."""
+    started = time.monotonic()
+    lengths = []
     for length, sub in passkey_folders(folder):
-        started = time.monotonic()
         meta = json.loads((sub / "metadata.json").read_text(encoding="utf-8"))
+        lengths.append((length, sub, meta))
+    inputs = DistinctInputs(embedder)
+    documents: dict[int, dict[str, int]] = {}  # length -> document id -> row
+    with tqdm(total=sum(m.get("documents") or 0 for _, _, m in lengths) or None, desc="passkey documents",
+              unit="doc", disable=None if show_progress else True) as bar:
+        for length, sub, _ in lengths:
+            # Streamed a chunk at a time: a long length's corpus is hundreds of megabytes.
+            ids = documents[length] = {}
+            streamed = beir.corpus(sub)
+            while chunk := list(itertools.islice(streamed, CHUNK)):
+                for doc, row in zip(chunk, inputs.add([doc.text for doc in chunk])):
+                    ids[doc.id] = row
+                bar.update(len(chunk))
+    asked = []  # (length, query, gold, query row)
+    for length, sub, _ in lengths:
         queries = list(beir.queries(sub))
         relevant = beir.relevance(beir.read_qrels(beir.qrels_file(sub, beir.DEFAULT_SPLIT)))
-        gold = {query_id: next(iter(docs)) for query_id, docs in relevant.items()}
-        # Streamed a chunk at a time: a long length's corpus is hundreds of megabytes.
-        ids, parts, texts = [], [], []
-        with tqdm(total=meta.get("documents"), desc=f"passkey {length}", unit="doc",
-                  disable=None if show_progress else True) as bar:
-            for doc in beir.corpus(sub):
-                ids.append(doc.id)
-                texts.append(doc.text)
-                if len(texts) == CHUNK:
-                    parts.append(embedder.embed(texts))
-                    bar.update(len(texts))
-                    texts = []
-            if texts:
-                parts.append(embedder.embed(texts))
-                bar.update(len(texts))
-        vectors = stack(parts)
-        index = {doc_id: i for i, doc_id in enumerate(ids)}
-        query_vectors = embedder.embed([query_text(template, q.fields.get("instruction"), q.text) for q in queries])
-        correct = 0
-        for query, query_vector in zip(queries, query_vectors):
-            candidates = query.fields.get("candidates") or ids
-            scores = similarities(query_vector, [vectors[index[c]] for c in candidates])
-            right = candidates.index(gold[query.id])
-            if all(scores[right] > s for i, s in enumerate(scores) if i != right):
-                correct += 1
-        rows.append({"length": length, "queries": len(queries), "correct": correct,
-                     "accuracy": correct / len(queries), "seconds": round(time.monotonic() - started, 1)})
+        rows = inputs.add([query_text(template, q.fields.get("instruction"), q.text) for q in queries])
+        asked += [(length, q, next(iter(relevant[q.id])), row) for q, row in zip(queries, rows)]
+    vectors = inputs.matrix()
+    embedded = len(inputs.rows)
+    correct: collections.Counter = collections.Counter()
+    for length, query, gold, row in asked:
+        ids = documents[length]
+        candidates = query.fields.get("candidates") or list(ids)
+        scores = similarities(vectors[row], [vectors[ids[c]] for c in candidates])
+        right = candidates.index(gold)
+        correct[length] += all(scores[right] > s for i, s in enumerate(scores) if i != right)
+    counts = collections.Counter(length for length, *_ in asked)
+    per_length = [{"length": length, "queries": counts[length], "correct": correct[length],
+                   "accuracy": correct[length] / counts[length]} for length, _, _ in lengths]
+    meta = lengths[-1][2] if lengths else {}
     return {"benchmark": "passkey", "folder": str(folder), **embedder.describe(), "query_template": template,
             "unit": meta.get("unit"), "tokenizer": meta.get("tokenizer"), "candidates": meta.get("candidates"),
-            "lengths": rows}
+            "documents": sum(len(ids) for ids in documents.values()), "inputs_embedded": embedded,
+            "seconds": round(time.monotonic() - started, 1), "lengths": per_length}
 
 
 # -- retrieval ---------------------------------------------------------------------------------------
@@ -107,7 +154,7 @@ class RetrievalSet:
     groups: list[str] = field(default_factory=list)  # kind of each query (examples) or "all" (BEIR)
     doc_ids: list[str] = field(default_factory=list)
     documents: list[str] = field(default_factory=list)
-    qrels: dict[str, dict[str, float]] = field(default_factory=dict)  # query -> {relevant doc: gain}
+    qrels: dict[str, dict[str, float]] = field(default_factory=dict)  # query -> {relevant doc: gain above 0}
     source: str = ""
 
 
@@ -146,7 +193,8 @@ def load_examples(paths: list[Path], instruction: Optional[str],
 
     def doc_id(text: str) -> str:
         if text not in pool:
-            pool[text] = f"d{len(pool)}"
+            # Zero-padded: the evaluator breaks a tie by document id, and then the earlier document wins.
+            pool[text] = f"d{len(pool):09d}"
             data.doc_ids.append(pool[text])
             data.documents.append(text)
         return pool[text]
@@ -169,42 +217,59 @@ def load_examples(paths: list[Path], instruction: Optional[str],
     return data, counts
 
 
-def query_metrics(ranked: list[str], relevant: dict[str, float]) -> dict[str, float]:
-    """nDCG@10 (linear gains, as trec_eval and BEIR), MRR@10, recall@1 and recall@10 of one query."""
-    dcg = sum(relevant.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked[:CUTOFF]))
-    ideal = sorted(relevant.values(), reverse=True)[:CUTOFF]
-    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
-    first = next((i for i, d in enumerate(ranked[:CUTOFF]) if d in relevant), None)
-    return {
-        "ndcg@10": dcg / idcg if idcg else 0.0,
-        "mrr@10": 1.0 / (first + 1) if first is not None else 0.0,
-        "recall@1": len(set(ranked[:1]) & set(relevant)) / len(relevant),
-        "recall@10": len(set(ranked[:CUTOFF]) & set(relevant)) / len(relevant),
-    }
+# Reported per group: the evaluator's (metric, k) under synthgen's names.
+METRICS = {"ndcg@10": ("ndcg@k", 10), "mrr@10": ("mrr@k", 10), "recall@1": ("recall@k", 1),
+           "recall@10": ("recall@k", 10), "map@100": ("map@k", 100), "recall@100": ("recall@k", 100)}
 
 
-METRICS = ("ndcg@10", "mrr@10", "recall@1", "recall@10")
+class PrecomputedModel:
+    """What InformationRetrievalEvaluator asks of a model, answered from vectors already computed by a
+    synthgen Embedder (a local model or an endpoint alike), so each text is embedded once whatever
+    the number of groups evaluated."""
+
+    similarity_fn_name = "cosine"
+
+    def __init__(self, texts: list[str], vectors: Any):
+        import torch
+
+        self.vectors = torch.as_tensor(vectors)
+        self.rows = {text: i for i, text in enumerate(texts)}
+
+    def encode_query(self, sentences: list[str], **_: Any) -> Any:
+        return self.vectors[[self.rows[text] for text in sentences]]
+
+    encode_document = encode_query
 
 
 def evaluate_retrieval(data: RetrievalSet, embedder: Embedder, template: str, show_progress: bool = True) -> dict:
+    """Each query against the whole pool, by sentence-transformers' InformationRetrievalEvaluator,
+    overall and per group. Relevance is binary there: a document judged above 0 is relevant."""
+    try:
+        from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+        from sentence_transformers.util import cos_sim
+    except ImportError:
+        raise BadInput(f"synthgen eval retrieval needs the train extra: {INSTALL_HINT}") from None
     started = time.monotonic()
-    doc_vectors = embed_all(embedder, data.documents, "documents", show_progress)
     texts = [query_text(template, inst, q) for inst, q in zip(data.instructions, data.queries)]
-    query_vectors = embed_all(embedder, texts, "queries", show_progress)
-    ranked = top_k(query_vectors, doc_vectors, CUTOFF)
-    sums: dict[str, dict[str, float]] = collections.defaultdict(lambda: dict.fromkeys(METRICS, 0.0))
-    counts: collections.Counter = collections.Counter()
-    for query_id, group, order in zip(data.query_ids, data.groups, ranked):
-        scores = query_metrics([data.doc_ids[i] for i in order], data.qrels[query_id])
-        for name in {"all", group}:
-            counts[name] += 1
-            for metric, value in scores.items():
-                sums[name][metric] += value
-    groups = {name: {"queries": counts[name], **{m: sums[name][m] / counts[name] for m in METRICS}}
-              for name in ["all", *sorted(set(counts) - {"all"})]}
+    vectors = stack([embed_all(embedder, data.documents, "documents", show_progress),
+                     embed_all(embedder, texts, "queries", show_progress)])
+    model: Any = PrecomputedModel(data.documents + texts, vectors)
+    corpus: dict[str, Any] = dict(zip(data.doc_ids, data.documents))
+    corpus_vectors = model.encode_document(data.documents)
+    relevant = {query_id: set(docs) for query_id, docs in data.qrels.items()}
+    groups = {}
+    for name in ["all", *sorted(set(data.groups) - {"all"})]:
+        queries: dict[str, Any] = {query_id: text for query_id, text, group in zip(data.query_ids, texts, data.groups)
+                                   if name in ("all", group)}
+        evaluator = InformationRetrievalEvaluator(
+            queries, corpus, relevant, mrr_at_k=[10], ndcg_at_k=[10], accuracy_at_k=[1], precision_recall_at_k=[1, 10, 100],
+            map_at_k=[100], name=name, write_csv=False, score_functions={"cosine": cos_sim})
+        scores: Any = evaluator.compute_all_metrics(model, corpus_embeddings=corpus_vectors)["cosine"]
+        groups[name] = {"queries": len(evaluator.queries_ids),
+                        **{metric: float(scores[kind][k]) for metric, (kind, k) in METRICS.items()}}
     return {"benchmark": "retrieval", "source": data.source, **embedder.describe(), "query_template": template,
-            "queries": len(data.queries), "documents": len(data.documents), "groups": groups,
-            "seconds": round(time.monotonic() - started, 1)}
+            "evaluator": "sentence-transformers InformationRetrievalEvaluator", "queries": len(data.queries),
+            "documents": len(data.documents), "groups": groups, "seconds": round(time.monotonic() - started, 1)}
 
 
 # -- output ------------------------------------------------------------------------------------------

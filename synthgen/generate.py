@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Optional, Union
 
 from synthgen import __version__
 from synthgen.answering import Recorder, RequestRenderer, usage_of
-from synthgen.backends import Backend, open_backend
+from synthgen.backends import Backend, choose, open_backend
 from synthgen.brainstorm import BrainstormResult, brainstorm
+from synthgen.budget import CostMeter, MeteredClient, open_meter
 from synthgen.config import Config, digest
 from synthgen.console import say
 from synthgen.dispatch import Dispatcher, FailureWindow, request_cap
-from synthgen.errors import BadInput, Interrupted, RunStopped
+from synthgen.errors import BadInput, BudgetReached, Interrupted, RunStopped
 from synthgen.kinds import KINDS
 from synthgen.ledger import Ledger, ManifestWriter
 from synthgen.llm import RequestFailed, StopRun
@@ -92,7 +93,7 @@ class Generation:
 
     def __init__(self, config: Config, backend: Backend, templates: Templates, planner: Union[Planner, GroundedPlanner],
                  folder: RunFolder, state: RunState, header: Manifest, show_progress: bool = True,
-                 passages: Optional[PassageIndex] = None):
+                 passages: Optional[PassageIndex] = None, meter: Optional[CostMeter] = None):
         self.config = config
         self.client = backend.client
         self.planner = planner
@@ -102,7 +103,8 @@ class Generation:
         self.recorder = Recorder(self.ledger, state.keys, self.client.model, planner.seed)
         self.failures = FailureWindow()
         self.progress = Progress("generate", header.n, "ex", show_progress, initial=min(self.ledger.valid, header.n),
-                                 usage=self.client.usage)
+                                 usage=self.client.usage,
+                                 status=(lambda: meter.status(self.ledger.valid, header.n)) if meter else None)
         stride = {"first": header.shard.index, "step": header.shard.count} if header.shard else {}
         self.dispatcher = Dispatcher(header.n, header.request_cap, config.generate.concurrency,
                                      finished=state.valid | state.rejected, succeeded=self.ledger.valid,
@@ -135,7 +137,7 @@ class Generation:
             writer.write(self.manifest("stopped" if outcome == "capped" else outcome))  # capped: stopped short of N
         return self.dispatcher.outcome
 
-    async def _request(self, index: int) -> bool:
+    async def _request(self, index: int) -> Optional[bool]:
         request = self.requests.render(index)
         try:
             completion = await self.client.complete(
@@ -144,6 +146,9 @@ class Generation:
                 schema=request.schema,
                 schema_name=request.item.kind,
             )
+        except BudgetReached as exc:  # not sent: the index stays for a later session
+            self.dispatcher.stop(str(exc))
+            return None
         except RequestFailed as exc:
             self.recorder.failure(request.item, str(exc), Usage(http_requests=exc.http_requests))
             stop = self.failures.record(True, str(exc))
@@ -218,8 +223,8 @@ async def brainstorm_shortfall(config: Config, backend: Backend, templates: Temp
 
 
 async def ready_tasks(config: Config, backend: Backend, templates: Templates, tasks: dict[str, list[str]], n: int,
-                      resuming: bool, show_progress: bool, shard: Optional[Shard] = None
-                      ) -> tuple[dict[str, int], dict[str, dict]]:
+                      resuming: bool, show_progress: bool, shard: Optional[Shard] = None,
+                      meter: Optional[CostMeter] = None) -> tuple[dict[str, int], dict[str, dict]]:
     """The tasks each brainstormed kind needs for n examples, and what brainstorming did (for the
     manifest). A run brainstorms the shortfall; a shard never does: every shard must plan with the
     same task files."""
@@ -233,7 +238,25 @@ async def ready_tasks(config: Config, backend: Backend, templates: Templates, ta
     if isinstance(backend.client, NoEndpoint):  # requests as files with no endpoint: nothing to brainstorm with
         check_tasks_without_endpoint(tasks, needed)
         return needed, {}
-    return needed, await brainstorm_shortfall(config, backend, templates, tasks, needed, resuming, show_progress)
+    return needed, await _brainstorm_metered(config, backend, templates, tasks, needed, resuming, show_progress, meter)
+
+
+async def _brainstorm_metered(config: Config, backend: Backend, templates: Templates, tasks: dict[str, list[str]],
+                              needed: dict[str, int], resuming: bool, show_progress: bool,
+                              meter: Optional[CostMeter]) -> dict[str, dict]:
+    """brainstorm_shortfall, its spend counted as the brainstorm's; a brainstorm the budget stopped
+    stops the run as the budget does."""
+    if meter is None:
+        return await brainstorm_shortfall(config, backend, templates, tasks, needed, resuming, show_progress)
+    meter.stage = "brainstorm"
+    try:
+        return await brainstorm_shortfall(config, backend, templates, tasks, needed, resuming, show_progress)
+    except RunStopped:
+        if meter.reached:
+            raise BudgetReached(meter.reached, meter.enough(0, 0)) from None
+        raise
+    finally:
+        meter.stage = "generate"
 
 
 def _short_of_tasks(name: str, result: BrainstormResult, have: int, wanted: int) -> str:
@@ -249,7 +272,7 @@ def task_report(tasks: dict[str, list[str]], needed: dict[str, int]) -> dict[str
 
 def run_header(config: Config, backend: Backend, parts: dict[str, str], n: int, cap: int,
                brainstormed: Optional[dict], tasks: dict[str, dict], corpus: Optional[dict] = None,
-               shard: Optional[ShardOf] = None) -> Manifest:
+               shard: Optional[ShardOf] = None, meter: Optional[CostMeter] = None) -> Manifest:
     return Manifest(
         synthgen_version=__version__,
         fingerprint=digest(parts),
@@ -265,6 +288,7 @@ def run_header(config: Config, backend: Backend, parts: dict[str, str], n: int, 
         tasks=tasks,
         corpus=corpus,
         shard=shard,
+        cost={"price": meter.price.record(), "budget_usd": meter.budget} if meter else None,
         config=config.model_dump(mode="json", exclude={"llm": {"api_key"}}),
     )
 
@@ -293,10 +317,10 @@ async def generate(
 
 def _session(config: Config, backend: Backend, templates: Templates, planner: Union[Planner, GroundedPlanner],
              folder: RunFolder, state: RunState, header: Manifest, show_progress: bool,
-             passages: Optional[PassageIndex], batch: Optional[BatchOptions]) -> "Session":
+             passages: Optional[PassageIndex], batch: Optional[BatchOptions], meter: Optional[CostMeter]) -> "Session":
     """The run's session: live, through the Batch API, or as request and result files."""
     if batch is None:
-        return Generation(config, backend, templates, planner, folder, state, header, show_progress, passages)
+        return Generation(config, backend, templates, planner, folder, state, header, show_progress, passages, meter)
     if batch.api:
         from synthgen.batch_api import BatchApiSession
 
@@ -306,15 +330,20 @@ def _session(config: Config, backend: Backend, templates: Templates, planner: Un
     return ResultsFileSession(config, templates, planner, folder, state, header, batch, show_progress, passages)
 
 
-async def _generate(config: Config, n: int, out: Path, overwrite: bool, show_progress: bool,
-                    max_requests: Optional[int], corpus: Optional[Path], passages: Optional[PassageIndex],
-                    corpus_tasks: bool, shard: Optional[Shard], batch: Optional[BatchOptions]) -> "Session":
+def plan_inputs(config: Config, passages: Optional[PassageIndex], corpus_tasks: bool
+                ) -> tuple[Templates, dict[str, list[str]]]:
+    """The templates and the task sets a run's plan is made of (a corpus run: the tasks given, or none)."""
     templates = Templates(Path(config.prompts) if config.prompts else None, corpus=passages is not None,
                           given_tasks=corpus_tasks)
     if passages is None:
-        tasks = load_all_tasks(config)
-    else:
-        tasks = load_grounded_tasks(config) if corpus_tasks else {}
+        return templates, load_all_tasks(config)
+    return templates, load_grounded_tasks(config) if corpus_tasks else {}
+
+
+async def _generate(config: Config, n: int, out: Path, overwrite: bool, show_progress: bool,
+                    max_requests: Optional[int], corpus: Optional[Path], passages: Optional[PassageIndex],
+                    corpus_tasks: bool, shard: Optional[Shard], batch: Optional[BatchOptions]) -> "Session":
+    templates, tasks = plan_inputs(config, passages, corpus_tasks)
     with RunFolder(out).open("generate") as folder:
         if overwrite:
             refuse_batches_at_provider(folder.read_manifest(), out, "starting over")
@@ -325,14 +354,20 @@ async def _generate(config: Config, n: int, out: Path, overwrite: bool, show_pro
             refuse_batches_at_provider(state.manifest, out, "asking for their requests another way")
         if all(tasks.values()):  # refuse a mismatched resume before anything is printed or sent
             check_same_run(state, fingerprint_parts(config, templates, tasks, passages), out)
+        meter = open_meter(config, choose(config), state)
         backend = files_backend(config) if batch is not None and not batch.api else open_backend(config)
+        # The meter (the progress bar's cost, the budget) watches live requests, every one of the run,
+        # brainstorm and generation, on every endpoint. Rounds are priced from their records alone (no
+        # budget with them: cli), the Batch API's at its share of the price (Ledger.cost).
+        if meter is not None and batch is None:
+            backend.client = MeteredClient(backend.client, meter)
         try:
             say(f"synthgen {__version__}: {backend.description}")
             if passages is not None:
                 say(f"grounded in {corpus}: {len(passages)} passages of {passages.documents} documents")
             if passages is None:
                 needed, subtypes = await ready_tasks(config, backend, templates, tasks, n, not state.empty,
-                                                     show_progress, shard)
+                                                     show_progress, shard, meter)
             else:  # grounded: the tasks given are the set, or the LLM writes them
                 needed, subtypes = {name: len(known) for name, known in tasks.items()}, {}
             spent = backend.client.usage.take_counts()  # kept apart: the manifest's counts are generation's
@@ -346,15 +381,17 @@ async def _generate(config: Config, n: int, out: Path, overwrite: bool, show_pro
             described = {"path": str(corpus), "digest": passages.digest, "passages": len(passages),
                          "documents": passages.documents} if passages is not None else None
             header = run_header(config, backend, parts, target, cap, brainstormed, task_report(tasks, needed),
-                                described, shard.record(n) if shard else None)
+                                described, shard.record(n) if shard else None, meter)
             planner = (Planner(config, tasks) if passages is None
                        else GroundedPlanner(config, passages, tasks if corpus_tasks else None))
             generation = _session(config, backend, templates, planner, folder, state, header, show_progress, passages,
-                                  batch)
+                                  batch, meter)
             outcome = await generation.run()
         finally:
             await backend.client.aclose()
     if outcome == "stopped":
+        if meter is not None and meter.reached:
+            raise BudgetReached(meter.reached, meter.enough(generation.ledger.valid, n))
         raise RunStopped(generation.stop_reason or "stopped")
     if outcome == "interrupted":
         raise Interrupted()

@@ -16,6 +16,7 @@ import msgspec
 
 from synthgen.llm import EndpointCounts
 from synthgen.llm import Usage as ClientUsage
+from synthgen.prices import Price
 from synthgen.store import Example, Manifest, Reject, RunFolder, RunState, Usage, add_usage
 from synthgen.tasks import TaskUses
 
@@ -66,7 +67,20 @@ class Ledger:
             structured_output=dict(client.structured_output),
             endpoints=endpoint_report(before.endpoints, client.endpoints),
             brainstorm=self.header.brainstorm or before.brainstorm,
+            cost=self.cost(),
         )
+
+    def cost(self) -> Optional[dict[str, Any]]:
+        """The header's price and budget with what the run spent at that price, all sessions: the
+        generation's tokens from its records, the brainstorm's from its record in the manifest."""
+        if self.header.cost is None:
+            return None
+        price = Price.from_record(self.header.cost["price"])
+        brainstorm = self.header.brainstorm or self.before.brainstorm or {}
+        brainstorming = price.of(brainstorm.get("prompt_tokens", 0), brainstorm.get("completion_tokens", 0))
+        generation = price.of_run(self.usage.prompt_tokens, self.usage.completion_tokens, self.via.get("batch"))
+        return {**self.header.cost, "usd": round(brainstorming + generation, 6),
+                "brainstorm_usd": round(brainstorming, 6), "generation_usd": round(generation, 6)}
 
 
 def counted(valid: int, reasons: Mapping[str, int], per_kind: Mapping[str, int], usage: Usage,

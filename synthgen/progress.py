@@ -7,7 +7,7 @@ bar moves while requests are out even when no answer has come back yet.
 import asyncio
 import contextlib
 import sys
-from typing import Optional
+from typing import Callable, Optional
 
 from tqdm import tqdm
 
@@ -16,13 +16,16 @@ from synthgen.llm import Usage
 
 class Progress:
     def __init__(self, desc: str, total: int, unit: str, enabled: bool = True, initial: int = 0,
-                 usage: Optional[Usage] = None, per_request: bool = True):
-        """per_request: the bar moves by one for each request that gave a result; else by advance()."""
+                 usage: Optional[Usage] = None, per_request: bool = True,
+                 status: Optional[Callable[[], str]] = None):
+        """per_request: the bar moves by one for each request that gave a result; else by advance().
+        status: more fields to show (what the run spent)."""
         self.bar = tqdm(
             total=total, initial=initial, desc=desc, unit=unit, disable=None if enabled else True,
             dynamic_ncols=True, file=sys.stderr,
         )
         self.usage = usage
+        self.status = status
         self.per_request = per_request
         self.sent_count = 0
         self.in_flight = 0
@@ -33,9 +36,11 @@ class Progress:
         self.sent_count += 1
         self.in_flight += 1
 
-    def done(self, ok: bool) -> None:
+    def done(self, ok: Optional[bool]) -> None:
         self.in_flight -= 1
-        if not ok:
+        if ok is None:  # not sent after all
+            self.sent_count -= 1
+        elif not ok:
             self.rejected += 1
         elif self.per_request:
             self.bar.update(1)
@@ -47,6 +52,8 @@ class Progress:
         fields = f"sent={self.sent_count} in_flight={self.in_flight} rejected={self.rejected}"
         if self.usage is not None:
             fields += f" tokens={self.usage.prompt_tokens + self.usage.completion_tokens}"
+        if self.status is not None:
+            fields += " " + self.status()
         self.bar.set_postfix_str(fields, refresh=True)
 
     async def _tick(self) -> None:

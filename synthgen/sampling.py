@@ -56,6 +56,7 @@ class TaskDealer:
         """prefix: the seed of the shuffles, with the kind and the pass appended."""
         self._prefix = prefix
         self._tasks = {kind: list(items) for kind, items in tasks.items()}
+        self._kinds = list(kinds)
         self._position = {name: i for i, name in enumerate(kinds)}
         self._kind_of = kind_of
         # Index i's kind (its place in kinds) and how many indices before i have that kind.
@@ -81,6 +82,12 @@ class TaskDealer:
             random.Random(f"{self._prefix}:{kind}:{cycle}").shuffle(order)
             self._dealt[(kind, cycle)] = order
         return order
+
+    def kind(self, index: int) -> str:
+        """Index `index`'s kind, as kind_of gave it (kept: asked again, it costs nothing)."""
+        if index >= len(self._kind_at):
+            self._extend(index)
+        return self._kinds[self._kind_at[index]]
 
     def task(self, kind: str, index: int) -> str:
         """The task of index `index`, whose kind is `kind`."""
@@ -112,6 +119,10 @@ class Planner:
     def _rng(self, index: int) -> random.Random:
         # A string seed is hashed with SHA-512 by random.seed: stable across runs and platforms.
         return random.Random(f"synthgen:{self.seed}:{index}")
+
+    def kind_of(self, index: int) -> str:
+        """Index `index`'s kind alone (item(index).kind, for less: the dealer keeps every index's kind)."""
+        return self._dealer.kind(index)
 
     def _draw_kind(self, index: int, rng: random.Random) -> str:
         return self._opening[index] if index < len(self._opening) else self._kinds.draw(rng)
@@ -174,6 +185,12 @@ class GroundedPlanner:
 
     def _rng(self, index: int) -> random.Random:
         return random.Random(f"synthgen:{self.seed}:corpus:{index}")
+
+    def kind_of(self, index: int) -> str:
+        """Index `index`'s kind alone (item(index).kind, for less)."""
+        if self._dealer is not None:
+            return self._dealer.kind(index)
+        return self._draw_kind(index, self._rng(index))
 
     def _draw_kind(self, index: int, rng: random.Random) -> str:
         return self._opening[index] if index < len(self._opening) else self._kinds.draw(rng)

@@ -234,6 +234,9 @@ class Manifest(msgspec.Struct, kw_only=True):
     via: dict[str, Usage] = {}
     # generate --batch, --write-requests, --read-results: the rounds and batches, with their ids.
     batch: Optional[BatchRecord] = None
+    # When a price is known: the price, its source, the budget, and what the run spent (brainstorm
+    # and generation, every session) at that price.
+    cost: Optional[dict[str, Any]] = None
     config: dict[str, Any] = {}
 
 
@@ -402,10 +405,12 @@ def hold_output(path: Path, command: str) -> HeldFolder:
 
 # -- a run folder ------------------------------------------------------------------------------------
 
-def ledger_records(path: Path, decoder: Any) -> Iterator[tuple[bytes, Any]]:
+def ledger_records(path: Path, decoder: Any, cut: bool = True) -> Iterator[tuple[bytes, Any]]:
     """(line, record) for each line of an append-only ledger that decodes; a torn last line (a kill
-    mid-write) is cut off first, and other lines that are no record are passed over."""
-    cut_torn_tail(path)
+    mid-write) is cut off first (unless `cut` is false: a reader that must not write), and other
+    lines that are no record are passed over."""
+    if cut:
+        cut_torn_tail(path)
     with open(path, "rb") as f:
         for line in f:
             try:
@@ -436,6 +441,9 @@ class RunState:
     task_uses: dict[tuple[str, str], int] = field(default_factory=dict)  # examples per (kind, task)
     usage: Usage = field(default_factory=Usage)
     via: dict[str, Usage] = field(default_factory=dict)  # the part of usage that came another way than live
+    # Per kind, the answers that reported completion tokens, and those tokens (a dry run's measured mean).
+    answers: dict[str, int] = field(default_factory=dict)
+    answer_tokens: dict[str, int] = field(default_factory=dict)
 
     @property
     def finished(self) -> set[int]:
@@ -452,8 +460,7 @@ class RunState:
             return False
         self.valid.add(record.index)
         self.per_kind[record.kind] = self.per_kind.get(record.kind, 0) + 1
-        if record.usage is not None:
-            add_usage(self.usage, self.via, record.usage)
+        self._add_usage(record)
         self.keys.add(example_digest(decode_key(line)))
         used = (record.kind, record.task or "")
         self.task_uses[used] = self.task_uses.get(used, 0) + 1
@@ -466,9 +473,16 @@ class RunState:
         self.rejected.add(record.index)
         reason = record.reason or "unknown"
         self.reasons[reason] = self.reasons.get(reason, 0) + 1
-        if record.usage is not None:
-            add_usage(self.usage, self.via, record.usage)
+        self._add_usage(record)
         return True
+
+    def _add_usage(self, record: Union["IndexedRecord", Example, Reject]) -> None:
+        if record.usage is None:
+            return
+        add_usage(self.usage, self.via, record.usage)
+        if record.usage.completion_tokens:
+            self.answers[record.kind] = self.answers.get(record.kind, 0) + 1
+            self.answer_tokens[record.kind] = self.answer_tokens.get(record.kind, 0) + record.usage.completion_tokens
 
 
 class RunFolder:
@@ -548,21 +562,23 @@ class RunFolder:
         except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise BadInput(f"cannot read {self.manifest}: {exc}") from None
 
-    def read_state(self) -> RunState:
-        """Read what an earlier run left; a torn last line (a kill mid-write) is cut off first."""
+    def read_state(self, readonly: bool = False) -> RunState:
+        """Read what an earlier run left; a torn last line (a kill mid-write) is cut off first, unless
+        `readonly` (a dry run, which may look at a folder another run is writing)."""
         state = RunState(manifest=self.read_manifest())
-        for line, record in self.example_records():
+        for line, record in self.example_records(cut=not readonly):
             state.add_example(line, record)
-        for _, record in self.reject_records():
+        for _, record in self.reject_records(cut=not readonly):
             state.add_reject(record)
         return state
 
-    def example_records(self) -> Iterator[tuple[bytes, "IndexedRecord"]]:
-        """(line, what resuming needs of it) for each example line; a torn last line is cut off first."""
-        return ledger_records(self.examples, _indexed_decoder) if self.examples.exists() else iter(())
+    def example_records(self, cut: bool = True) -> Iterator[tuple[bytes, "IndexedRecord"]]:
+        """(line, what resuming needs of it) for each example line; a torn last line is cut off first
+        (unless not `cut`: ledger_records)."""
+        return ledger_records(self.examples, _indexed_decoder, cut) if self.examples.exists() else iter(())
 
-    def reject_records(self) -> Iterator[tuple[bytes, "IndexedRecord"]]:
-        return ledger_records(self.rejects, _indexed_decoder) if self.rejects.exists() else iter(())
+    def reject_records(self, cut: bool = True) -> Iterator[tuple[bytes, "IndexedRecord"]]:
+        return ledger_records(self.rejects, _indexed_decoder, cut) if self.rejects.exists() else iter(())
 
     @property
     def shards(self) -> Path:

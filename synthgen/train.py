@@ -1,36 +1,37 @@
-"""Fine-tune a sentence-transformers model on synthgen output, as the paper trains: InfoNCE over
-in-batch negatives plus the hard negative where there is one (MultipleNegativesRankingLoss), scale
-50 (temperature 0.02), the instruction on the query side only.
+"""`synthgen train`: a thin face over the sentence-transformers Trainer, trained as the paper trains.
 
-Reads stored examples (the query goes through the query template, by default the paper's: see
-synthgen.instructions), and the e5 and sentence-transformers exports (their query/anchor already
-carries it). Rows with a negative and rows without are batched apart (one batch holds the same
-columns throughout), and no text appears twice in a batch: a repeated label or document would
-otherwise be its own false negative.
+InfoNCE over in-batch negatives plus the rows' hard negatives (MultipleNegativesRankingLoss, or its
+GradCache form CachedMultipleNegativesRankingLoss for batches larger than memory), scale 50
+(temperature 0.02), the instruction on the query side only; NO_DUPLICATES batches; checkpoints the
+Trainer can resume from; InformationRetrievalEvaluator on a held-out part; LoRA on a decoder as
+E5-mistral was trained (synthgen.train_model). Several GPUs or processes come from the ecosystem's
+launchers (`accelerate launch -m synthgen train ...`, `torchrun`): the Trainer reads their
+environment, and the in-batch negatives are gathered across processes.
 
-A plain PyTorch loop (AdamW, linear warm-up then decay, gradient clipping) rather than the Hugging
-Face Trainer, which would need accelerate on top of the train extra.
+What this module adds: reading synthgen's files into the Trainer's datasets (synthgen.train_data),
+the per-step log and plot (synthgen.train_log), and OUT/synthgen-train.json, the run's record.
 """
 
 import json
+import os
 import platform
-import random
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
-
-import msgspec
-from tqdm import tqdm
+from typing import Any, Optional
 
 from synthgen import __version__
 from synthgen.errors import BadInput
-from synthgen.export import ExportedRow
-from synthgen.instructions import QUERY_TEMPLATE, check_template, query_text
+from synthgen.instructions import QUERY_TEMPLATE, check_template
 from synthgen.models import DEFAULT_EMBEDDING_MODEL, INSTALL_HINT, default_embedding_model_path
-from synthgen.store import decode_example, example_files
+from synthgen.train_data import Loaded, Row, group_by_columns, hold_out, load_rows, retrieval_inputs
+from synthgen.train_model import LoraSettings
 
 CONFIG_NAME = "synthgen-train.json"
+CHECKPOINTS_DIR = "checkpoints"
+LOSSES = ("mnrl", "cached-mnrl")
+LATEST = "latest"
 
 
 @dataclass
@@ -47,6 +48,16 @@ class TrainOptions:
     query_template: str = QUERY_TEMPLATE
     seed: int = 0
     device: Optional[str] = None
+    loss: str = "mnrl"
+    mini_batch_size: int = 32  # cached-mnrl: rows per forward pass
+    mined_negatives: Optional[int] = None  # None: one hard negative, the generated one or else a mined one
+    eval_share: float = 0.0
+    eval_steps: Optional[int] = None  # None: at the end of each epoch
+    save_steps: Optional[int] = None  # None: at the end of each epoch
+    save_total_limit: Optional[int] = 2
+    lora: bool = False
+    lora_settings: LoraSettings = field(default_factory=LoraSettings)
+    bf16: bool = False
 
     def check(self) -> None:
         if self.batch_size < 2:
@@ -59,212 +70,295 @@ class TrainOptions:
             raise BadInput("--epochs and --max-steps must be at least 1")
         if not self.scale > 0:
             raise BadInput("--scale must be above 0")
+        if self.loss not in LOSSES:
+            raise BadInput(f"--loss {self.loss!r}: use one of {', '.join(LOSSES)}")
+        if self.mini_batch_size < 1:
+            raise BadInput("--mini-batch-size must be at least 1")
+        if self.mined_negatives is not None and self.mined_negatives < 0:
+            raise BadInput("--mined-negatives must be 0 or more")
+        if not 0 <= self.eval_share < 1:
+            raise BadInput("--eval-share must be in [0, 1)")
+        if self.device not in (None, "cpu", "cuda"):
+            raise BadInput(f"--device {self.device!r}: cpu or cuda (choose GPUs with CUDA_VISIBLE_DEVICES or a launcher)")
+        if self.lora_settings.rank < 1:
+            raise BadInput("--lora-rank must be at least 1")
         check_template(self.query_template)
 
 
-@dataclass(frozen=True)
-class Row:
-    anchor: str
-    positive: str
-    negative: Optional[str]
+def world() -> tuple[int, bool]:
+    """(processes, whether this one is the main one), as torchrun and accelerate launch set them."""
+    return int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0")) == 0
 
-    def texts(self) -> set[str]:
-        return {self.anchor, self.positive} | ({self.negative} if self.negative is not None else set())
+
+def checkpoints(out: Path) -> list[Path]:
+    folder = out / CHECKPOINTS_DIR
+    found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
+
+
+def resolve_checkpoint(out: Path, given: str) -> Path:
+    """--resume-from-checkpoint: a checkpoint folder, or `latest` for OUT's last one."""
+    if given == LATEST:
+        found = checkpoints(out)
+        if not found:
+            raise BadInput(f"no checkpoint in {out / CHECKPOINTS_DIR} to resume from")
+        return found[-1]
+    path = Path(given)
+    if not (path / "trainer_state.json").is_file():
+        raise BadInput(f"--resume-from-checkpoint {given}: not a checkpoint folder (no trainer_state.json)")
+    return path
+
+
+def prepare_out(out: Path, overwrite: bool, resuming: bool) -> None:
+    if resuming or not out.exists():
+        return
+    if not out.is_dir():
+        raise BadInput(f"{out} is a file: choose another --out")
+    if any(out.iterdir()):
+        if not overwrite:
+            raise BadInput(f"{out} is not empty: choose another --out, --overwrite, or --resume-from-checkpoint")
+        # The old run's checkpoints and log would be taken for this one's.
+        shutil.rmtree(out / CHECKPOINTS_DIR, ignore_errors=True)
+        from synthgen.train_log import LOG_NAME
+
+        (out / LOG_NAME).unlink(missing_ok=True)
+
+
+def build_loss(model: Any, options: TrainOptions, gather: bool) -> Any:
+    from sentence_transformers.sentence_transformer.losses import (
+        CachedMultipleNegativesRankingLoss,
+        MultipleNegativesRankingLoss,
+    )
+
+    if options.loss == "cached-mnrl":
+        return CachedMultipleNegativesRankingLoss(model, scale=options.scale, mini_batch_size=options.mini_batch_size,
+                                                  gather_across_devices=gather)
+    return MultipleNegativesRankingLoss(model, scale=options.scale, gather_across_devices=gather)
+
+
+def gather_negatives(processes: int, tables: dict[str, Any]) -> bool:
+    """With several processes each one's batch is a part of the whole, and the documents of all of
+    them are the negatives; but only when every batch has the same columns: batches go to the
+    processes in turn, and a process gathering two columns while another gathers three would wait
+    for ever. Rows of several shapes then train on each process's own in-batch negatives."""
+    return processes > 1 and len(tables) == 1
+
+
+def build_evaluator(held_out: list[Row], batch_size: int) -> Any:
+    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+
+    inputs = retrieval_inputs(held_out)
+    queries: dict[str, Any] = dict(inputs.queries)  # the evaluator takes any input a model encodes
+    corpus: dict[str, Any] = dict(inputs.corpus)
+    return InformationRetrievalEvaluator(
+        queries, corpus, inputs.relevant, name="held-out", batch_size=batch_size,
+        mrr_at_k=[10], ndcg_at_k=[10], accuracy_at_k=[1, 10], precision_recall_at_k=[1, 10, 100], map_at_k=[100],
+        show_progress_bar=False, write_csv=False)
+
+
+def versions() -> dict[str, Optional[str]]:
+    import importlib.metadata
+
+    found: dict[str, Optional[str]] = {"python": platform.python_version(), "synthgen": __version__}
+    for name in ("torch", "transformers", "sentence-transformers", "accelerate", "peft", "datasets"):
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def training_arguments(options: TrainOptions, out: Path, evaluating: bool, resuming: bool, show_progress: bool) -> Any:
+    import torch
+    from sentence_transformers import SentenceTransformerTrainingArguments
+    from sentence_transformers.base.sampler import BatchSamplers, MultiDatasetBatchSamplers
+
+    def strategy(steps: Optional[int]) -> dict[str, Any]:
+        return {"strategy": "steps", "steps": steps} if steps else {"strategy": "epoch"}
+
+    save, evaluate = strategy(options.save_steps), strategy(options.eval_steps)
+    return SentenceTransformerTrainingArguments(
+        output_dir=str(out / CHECKPOINTS_DIR),
+        per_device_train_batch_size=options.batch_size,
+        per_device_eval_batch_size=options.batch_size,
+        learning_rate=options.learning_rate,
+        warmup_steps=options.warmup_ratio,  # a float below 1 is a share of the steps
+        lr_scheduler_type="linear",
+        weight_decay=options.weight_decay,
+        max_grad_norm=options.max_grad_norm,
+        num_train_epochs=options.epochs,
+        max_steps=options.max_steps or -1,
+        seed=options.seed,
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        multi_dataset_batch_sampler=MultiDatasetBatchSamplers.PROPORTIONAL,
+        logging_steps=1,
+        save_strategy=save["strategy"], save_steps=save.get("steps") or 500,
+        save_total_limit=options.save_total_limit,
+        eval_strategy=evaluate["strategy"] if evaluating else "no", eval_steps=evaluate.get("steps"),
+        eval_on_start=evaluating and not resuming,  # the figures before training, to compare with
+        use_cpu=options.device == "cpu",
+        bf16=options.bf16,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        report_to="none",
+        disable_tqdm=not show_progress,
+    )
 
 
 @dataclass
-class Loaded:
-    rows: list[Row] = field(default_factory=list)
-    files: int = 0
-    lines: int = 0
-    stored: int = 0  # stored examples
-    exported: int = 0  # rows of an e5 or sentence-transformers export
-    no_task: int = 0  # stored examples without a task: the query goes in bare
-    skipped: int = 0  # lines that are none of these
+class Prepared:
+    """A Trainer ready to run, and what went into it (for the run's record)."""
+
+    trainer: Any
+    model: Any
+    loaded: Loaded
+    train_rows: list[Row]
+    held_out: list[Row]
+    tables: dict[str, dict[str, list[str]]]
+    left_out: int
+    source: str
+    decoder: bool
+    lora: Optional[dict[str, int]]
+    evaluator: Any
+    checkpoint: Optional[Path]
+    processes: int
+    main_process: bool
 
 
-def _text(value: Any) -> Optional[str]:
-    return value if isinstance(value, str) and value.strip() else None
-
-
-def to_row(line: bytes, template: str, loaded: Loaded) -> Optional[Row]:
-    """A training row from a stored example, or from a line of an e5 or sentence-transformers export."""
+def prepare(paths: list[Path], base_model: Optional[str], out: Path, options: TrainOptions,
+            overwrite: bool = False, show_progress: bool = True, eval_paths: Optional[list[Path]] = None,
+            resume_from_checkpoint: Optional[str] = None) -> Prepared:
+    """Check everything, read the data, load the model and build the Trainer; nothing trained yet."""
+    options.check()
     try:
-        example = decode_example(line)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        pass
-    else:
-        if not example.task:
-            loaded.no_task += 1
-        positive = _text(example.positive)
-        if positive is None or not example.query.strip():
-            return None
-        loaded.stored += 1
-        negatives = example.all_negatives()  # the generated one first, then curate's mined ones
-        return Row(query_text(template, example.task or None, example.query), positive,
-                   _text(negatives[0]) if negatives else None)
+        import torch  # noqa: F401  (first: without it the others print their own warnings, or half-import)
+    except ImportError:
+        raise BadInput(f"synthgen train needs the train extra: {INSTALL_HINT}") from None
     try:
-        exported = msgspec.json.decode(line, type=ExportedRow)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return None
-    anchor = _text(exported.anchor) or _text(exported.query)
-    positive = _text(exported.positive)
-    if anchor is None or positive is None:
-        return None
-    loaded.exported += 1
-    return Row(anchor, positive, _text(exported.negative))
+        import datasets
+        import transformers
+        from sentence_transformers import SentenceTransformerTrainer
+    except ImportError:
+        raise BadInput(f"synthgen train needs the train extra: {INSTALL_HINT}") from None
+    try:
+        import accelerate  # noqa: F401  (the Trainer needs it; say so before any work)
+    except ImportError:
+        raise BadInput(f"synthgen train needs accelerate, part of the train extra: {INSTALL_HINT}") from None
+    from synthgen.train_log import LOG_NAME, StepBar, StepLog
+    from synthgen.train_model import add_lora, load_base_model
 
+    if eval_paths and options.eval_share:
+        raise BadInput("give --eval-data or --eval-share, not both")
+    processes, main_process = world()
+    checkpoint = resolve_checkpoint(out, resume_from_checkpoint) if resume_from_checkpoint else None
+    if main_process:
+        prepare_out(out, overwrite, checkpoint is not None)
+    loaded = load_rows(paths, options.query_template, options.mined_negatives)
+    train_rows, held_out = loaded.rows, []
+    if eval_paths:
+        held_out = load_rows(eval_paths, options.query_template, options.mined_negatives).rows
+    elif options.eval_share:
+        train_rows, held_out = hold_out(loaded.rows, options.eval_share, options.seed)
+    tables, left_out = group_by_columns(train_rows)
+    if not tables:
+        raise BadInput("nothing to train on: a single pair has no other row to be contrasted with")
 
-def load_rows(paths: list[Path], template: str) -> Loaded:
-    loaded = Loaded()
-    files = example_files(paths)
-    loaded.files = len(files)
-    for path in files:
-        with open(path, "rb") as f:
-            for line in f:
-                if not line.strip():
-                    continue
-                loaded.lines += 1
-                row = to_row(line, template, loaded)
-                if row is None:
-                    loaded.skipped += 1
-                else:
-                    loaded.rows.append(row)
-    if not loaded.rows:
-        raise BadInput("nothing to train on in " + ", ".join(map(str, paths)) +
-                       ": no stored example and no e5 or sentence-transformers export row")
-    return loaded
-
-
-def make_batches(rows: list[Row], batch_size: int, rng: random.Random) -> list[list[Row]]:
-    """Shuffled batches without a repeated text; rows with and without a negative never share one."""
-    batches: list[list[Row]] = []
-    for with_negative in (True, False):
-        group = [r for r in rows if (r.negative is not None) == with_negative]
-        rng.shuffle(group)
-        remaining = dict.fromkeys(range(len(group)))
-        while remaining:
-            batch: list[int] = []
-            seen: set[str] = set()
-            for i in remaining:
-                texts = group[i].texts()
-                if seen & texts:
-                    continue
-                batch.append(i)
-                seen |= texts
-                if len(batch) == batch_size:
-                    break
-            for i in batch:
-                del remaining[i]
-            batches.append([group[i] for i in batch])
-    # A lone pair without a negative has nothing to be contrasted with.
-    batches = [b for b in batches if len(b) > 1 or b[0].negative is not None]
-    rng.shuffle(batches)
-    return batches
-
-
-def plan(rows: list[Row], options: TrainOptions) -> Iterator[list[Row]]:
-    """The batches of every epoch, reshuffled each epoch, cut at max_steps."""
-    rng = random.Random(options.seed)
-    step = 0
-    for _ in range(options.epochs):
-        for batch in make_batches(rows, options.batch_size, rng):
-            if options.max_steps is not None and step >= options.max_steps:
-                return
-            step += 1
-            yield batch
-
-
-def count_steps(rows: list[Row], options: TrainOptions) -> int:
-    return sum(1 for _ in plan(rows, options))
+    transformers.set_seed(options.seed)
+    if not show_progress:
+        transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+        datasets.disable_progress_bars()
+    model, source, decoder = load_base_model(base_model or str(default_embedding_model_path()), base_model is None,
+                                             options.max_seq_length, options.device)
+    lora = add_lora(model, options.lora_settings) if options.lora else None
+    evaluator = build_evaluator(held_out, options.batch_size) if held_out else None
+    log_path = out / LOG_NAME
+    if checkpoint is not None and main_process:
+        keep_log_until(log_path, checkpoint)
+    trainer = SentenceTransformerTrainer(
+        model=model, args=training_arguments(options, out, evaluator is not None, checkpoint is not None, show_progress),
+        train_dataset=datasets.DatasetDict({name: datasets.Dataset.from_dict(columns) for name, columns in tables.items()}),
+        loss=build_loss(model, options, gather_negatives(processes, tables)), evaluator=evaluator, callbacks=[StepLog(log_path)])
+    StepBar.replace_progress(trainer, show_progress)
+    return Prepared(trainer, model, loaded, train_rows, held_out, tables, left_out, source, decoder, lora, evaluator,
+                    checkpoint, processes, main_process)
 
 
 def train(paths: list[Path], base_model: Optional[str], out: Path, options: TrainOptions,
-          overwrite: bool = False, show_progress: bool = True) -> dict:
-    """Train, save the model to OUT and the settings used to OUT/synthgen-train.json; returns them."""
-    options.check()
-    try:
-        import torch
-        import transformers
-        from sentence_transformers import SentenceTransformer
-        from sentence_transformers import __version__ as st_version
-    except ImportError:
-        raise BadInput(f"synthgen train needs the train extra: {INSTALL_HINT}") from None
-    try:  # sentence-transformers 6 moved the losses; 3 to 5 have them here only
-        from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-    except ImportError:
-        from sentence_transformers.losses import MultipleNegativesRankingLoss  # type: ignore[no-redef]
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise BadInput(f"{out} is not empty: choose another --out, or --overwrite")
-    loaded = load_rows(paths, options.query_template)
-    steps = count_steps(loaded.rows, options)
-    if steps == 0:
-        raise BadInput("no batch to train on: every example repeats the same texts")
-    warmup_steps = int(options.warmup_ratio * steps)
+          overwrite: bool = False, show_progress: bool = True, eval_paths: Optional[list[Path]] = None,
+          resume_from_checkpoint: Optional[str] = None) -> dict:
+    """Train, save the model to OUT and the run's record to OUT/synthgen-train.json; returns the record
+    (empty on a process other than the main one)."""
+    run = prepare(paths, base_model, out, options, overwrite, show_progress, eval_paths, resume_from_checkpoint)
+    from synthgen.train_log import LOG_NAME, PLOT_NAME, evaluations, loss_curve, plot, read_log
+    from synthgen.train_model import save_model
 
-    random.seed(options.seed)
-    torch.manual_seed(options.seed)
-    device = options.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    source = base_model or str(default_embedding_model_path())
-    try:
-        model = SentenceTransformer(source, device=device)
-    except Exception as exc:  # a wrong name or a broken folder: many exception types
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BadInput(f"cannot load the base model {base_model}: {first}") from None
-    if options.max_seq_length is not None:
-        model.max_seq_length = options.max_seq_length
-    loss_fn = MultipleNegativesRankingLoss(model, scale=options.scale)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=options.learning_rate, weight_decay=options.weight_decay)
-    scheduler = transformers.get_linear_schedule_with_warmup(optimizer, warmup_steps, steps)
-    prepare = getattr(model, "preprocess", None) or model.tokenize
-
-    def features(texts: list[str]) -> dict:
-        return {k: v.to(device) if hasattr(v, "to") else v for k, v in prepare(texts).items()}
-
+    trainer, log_path = run.trainer, out / LOG_NAME
     started = time.monotonic()
-    model.train()
-    losses: list[float] = []
-    with tqdm(total=steps, desc="train", unit="step", disable=None if show_progress else True) as bar:
-        for batch in plan(loaded.rows, options):
-            columns = [[r.anchor for r in batch], [r.positive for r in batch]]
-            if batch[0].negative is not None:
-                columns.append([r.negative for r in batch])  # type: ignore[misc]
-            loss = loss_fn([features(c) for c in columns], None)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), options.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            losses.append(float(loss.detach()))
-            bar.update(1)
-            bar.set_postfix_str(f"loss={sum(losses[-20:]) / len(losses[-20:]):.4f}")
-    model.eval()
-    out.mkdir(parents=True, exist_ok=True)
-    model.save(str(out))
-    with_negative = sum(1 for r in loaded.rows if r.negative is not None)
+    result = trainer.train(resume_from_checkpoint=str(run.checkpoint) if run.checkpoint is not None else None)
+    seconds = time.monotonic() - started
+    records = read_log(log_path) if run.main_process else []
+    if run.evaluator is not None and trainer.state.global_step not in {e["step"] for e in evaluations(records)}:
+        trainer.evaluate()  # the figures of the model as saved (every process takes part)
+        records = read_log(log_path) if run.main_process else []
+    if not run.main_process:
+        return {}
+    adapter = save_model(run.model, out)
+    plotted = plot(records, out / PLOT_NAME)
+    curve = loss_curve(records)
+    losses = [loss for _, loss in curve]
+    evaluator = run.evaluator
     config = {
         "synthgen_version": __version__,
         "base_model": base_model or DEFAULT_EMBEDDING_MODEL,
-        "base_model_source": source,
+        "base_model_source": run.source,
+        "pooling": "last token, EOS appended" if run.decoder else "the model's own",
         "inputs": [str(p) for p in paths],
-        "rows": len(loaded.rows),
-        "rows_with_negative": with_negative,
-        "stored_examples": loaded.stored,
-        "export_rows": loaded.exported,
-        "examples_without_task": loaded.no_task,
-        "lines_skipped": loaded.skipped,
-        "loss": "MultipleNegativesRankingLoss (InfoNCE: in-batch negatives + the hard negative when present)",
+        **data_counts(run),
+        "loss_function": LOSS_NAMES[options.loss],
         "temperature": 1 / options.scale,
-        **asdict(options),
-        "max_seq_length": model.max_seq_length,
-        "device": device,
-        "steps": steps,
-        "warmup_steps": warmup_steps,
-        "loss_first": losses[0],
-        "loss_last_20_mean": sum(losses[-20:]) / len(losses[-20:]),
-        "seconds": round(time.monotonic() - started, 1),
-        "versions": {"torch": torch.__version__, "sentence_transformers": st_version,
-                     "transformers": transformers.__version__, "python": platform.python_version()},
+        **{k: v for k, v in asdict(options).items() if k != "lora_settings"},
+        "lora": {**asdict(options.lora_settings), **run.lora, "target_modules": "all-linear",
+                 "adapter": str(adapter) if adapter else None} if run.lora else None,
+        "max_seq_length": run.model.max_seq_length,
+        "processes": run.processes,
+        "negatives_across_processes": gather_negatives(run.processes, run.tables),
+        "device": str(run.model.device),
+        "steps": trainer.state.global_step,
+        "warmup_steps": trainer.args.get_warmup_steps(trainer.state.max_steps),
+        "resumed_from": str(run.checkpoint) if run.checkpoint is not None else None,
+        "loss_first": losses[0] if losses else None,
+        "loss_last_20_mean": sum(losses[-20:]) / len(losses[-20:]) if losses else None,
+        "loss_curve": curve,
+        "evaluator": {"held_out": "--eval-data" if eval_paths else f"--eval-share {options.eval_share}",
+                      "queries": len(evaluator.queries), "documents": len(evaluator.corpus),
+                      "results": evaluations(records)} if evaluator is not None else None,
+        "checkpoints": [str(p) for p in checkpoints(out)],
+        "log": str(log_path),
+        "plot": str(plotted) if plotted else None,
+        "seconds": round(seconds, 1),
+        "seconds_per_step": round(result.metrics.get("train_runtime", seconds) / max(1, trainer.state.global_step), 3),
+        "versions": versions(),
     }
     (out / CONFIG_NAME).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return config
+
+
+LOSS_NAMES = {
+    "mnrl": "MultipleNegativesRankingLoss (InfoNCE: in-batch negatives + the rows' hard negatives)",
+    "cached-mnrl": "CachedMultipleNegativesRankingLoss (InfoNCE as MultipleNegativesRankingLoss, by GradCache: "
+                   "the batch embedded a mini-batch at a time)",
+}
+
+
+def data_counts(run: Prepared) -> dict[str, Any]:
+    return {**run.loaded.counts(), "rows_trained": len(run.train_rows) - run.left_out,
+            "rows_held_out": len(run.held_out), "rows_left_out": run.left_out,
+            "rows_with_negative": sum(1 for r in run.train_rows if r.negatives),
+            "datasets": {name: len(next(iter(columns.values()))) for name, columns in run.tables.items()}}
+
+
+def keep_log_until(path: Path, checkpoint: Path) -> None:
+    from synthgen.train_log import keep_until
+
+    if path.is_file():
+        keep_until(path, json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))["global_step"])

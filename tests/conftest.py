@@ -1,6 +1,10 @@
+import atexit
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -8,6 +12,14 @@ import pytest
 
 from fake_llm import FakeLLM
 from synthgen.cli import main
+
+pytest_plugins = ["fake_embeddings"]  # its `serve` fixture: embeddings servers on 127.0.0.1
+
+# matplotlib (the train extra: train and eval passkey plot) writes a font cache into its config
+# folder when first imported: a temporary folder, not ~/.cache. Set before any test imports it.
+if "MPLCONFIGDIR" not in os.environ:
+    os.environ["MPLCONFIGDIR"] = tempfile.mkdtemp(prefix="synthgen-tests-matplotlib-")
+    atexit.register(shutil.rmtree, os.environ["MPLCONFIGDIR"], True)
 
 ENV_VARS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "SYNTHGEN_MODEL", "SYNTHGEN_BACKEND", "SYNTHGEN_CONCURRENCY")
 

@@ -13,6 +13,8 @@ import re
 import threading
 from typing import Callable
 
+import pytest
+
 from loopback import LoopbackServer
 
 Vectorize = Callable[[str], list[float]]
@@ -65,3 +67,18 @@ class FakeEmbeddings(LoopbackServer):
         tokens = sum(len(t.split()) for t in texts)
         return 200, {}, {"object": "list", "data": data, "model": self.model,
                      "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+
+@pytest.fixture
+def serve():
+    """start(vectorize) -> a running FakeEmbeddings; every one started is stopped after the test."""
+    servers = []
+
+    def start(vectorize: Vectorize) -> FakeEmbeddings:
+        server = FakeEmbeddings(vectorize).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -63,6 +63,9 @@ class FakeLLM(LoopbackServer):
         # When set, brainstorm answers draw their tasks from this many, each written a little
         # differently each time (case, punctuation, spacing): a model that repeats itself.
         self.task_pool: Optional[int] = None
+        # How the server counts a request's prompt tokens (its messages' text): a real server uses
+        # its model's tokenizer; unset, every prompt counts 10.
+        self.count_prompt: Optional[Callable[[str], int]] = None
         self._lock = threading.Lock()
         self._counter = itertools.count(first_number)
         self._last_answer: Optional[str] = None
@@ -103,6 +106,14 @@ class FakeLLM(LoopbackServer):
         return self.canned(action, body, number)
 
     def canned(self, name: str, body: dict, number: int) -> Reply:
+        reply = self._canned(name, body, number)
+        if self.count_prompt is not None and isinstance(reply[2], dict) and "usage" in reply[2]:
+            usage = reply[2]["usage"]
+            usage["prompt_tokens"] = self.count_prompt(body["messages"][-1]["content"])
+            usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        return reply
+
+    def _canned(self, name: str, body: dict, number: int) -> Reply:
         text = self.answer(body, number)
         if name == "duplicate" and self._last_answer is not None:
             text = self._last_answer

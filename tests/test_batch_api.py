@@ -82,6 +82,17 @@ def test_a_run_through_the_batch_api(cli, api, fast, workdir):
     assert api.api_headers and all(h.get("authorization") == f"Bearer {KEY}" for h in api.api_headers)
 
 
+def test_a_batch_runs_cost_is_the_batch_apis_share_of_the_price(cli, api, fast, workdir):
+    # $1,000 a million completion tokens, prompts free; the Batch API bills half.
+    result = batch_run(cli, api, fast, "--n", 8, "--price-in", "0", "--price-out", "1000")
+    assert result.status == 0, result.err
+    manifest = read_run(workdir)[2]
+    cost = manifest["cost"]
+    assert manifest["via"]["batch"]["completion_tokens"] == manifest["completion_tokens"] > 0
+    assert cost["usd"] == pytest.approx(manifest["completion_tokens"] * 1000 / 1e6 * 0.5, abs=1e-6)
+    assert f"cost ${cost['usd']:.2f}" in result.out
+
+
 def test_a_batch_that_expires_half_done_is_asked_again_for_what_never_ran(cli, api, fast, workdir):
     api.plan({"expire_after": 0.5})
     result = batch_run(cli, api, fast, "--n", 12)

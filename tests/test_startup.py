@@ -15,8 +15,8 @@ import pytest
 import synthgen
 from stored import every_kind, write_jsonl
 
-# openai alone takes most of a second to import; the others are the LLM, training and cluster (ray) stacks.
-HEAVY = ("openai", "aiohttp", "tenacity", "torch", "llama_cpp", "ray")
+# openai alone takes most of a second to import; the others are the LLM, training, MTEB and cluster (ray) stacks.
+HEAVY = ("openai", "aiohttp", "tenacity", "torch", "llama_cpp", "mteb", "sentence_transformers", "ray")
 SOURCE = Path(synthgen.__file__).resolve().parents[1]
 
 PROBE = """

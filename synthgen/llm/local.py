@@ -47,7 +47,7 @@ import hashlib
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 try:  # numpy comes with llama-cpp-python (the local extra)
     import numpy as np
@@ -343,7 +343,7 @@ class _Engine:
 
     def _load(self) -> None:
         lib = _llama_cpp()
-        from llama_cpp import _internals, llama_chat_format
+        from llama_cpp import _internals
 
         settings = self.settings
         path = str(self.model_file.path)
@@ -383,19 +383,7 @@ class _Engine:
             self.n_vocab, dtype=np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)], align=True)
         )
         self._ids = np.arange(self.n_vocab, dtype=np.intc)
-        # The model's own chat template, as create_chat_completion would use it.
-        metadata = self.model.metadata()
-        template = metadata.get("tokenizer.chat_template")
-        eos, bos = self.model.token_eos(), self.model.token_bos()
-        if template:
-            self.formatter = llama_chat_format.Jinja2ChatFormatter(
-                template=template,
-                eos_token=self.model.token_get_text(eos) if eos != -1 else "",
-                bos_token=self.model.token_get_text(bos) if bos != -1 else "",
-                stop_token_ids=[eos],
-            )
-        else:
-            self.formatter = llama_chat_format.format_chatml
+        self.formatter = _chat_formatter(self.model)
 
     def _free(self) -> None:
         for name in ("batch", "ctx", "model"):
@@ -465,8 +453,7 @@ class _Engine:
         return slot, reuse
 
     def _tokens(self, prompt: str) -> list[int]:
-        result = self.formatter(messages=[{"role": "user", "content": prompt}])
-        return self.model.tokenize(result.prompt.encode("utf-8"), not result.added_special, True)
+        return _chat_tokens(self.model, self.formatter, prompt)
 
     def _step(self, active: list[_Sequence]) -> None:
         """One llama_decode: a token for every sequence that is answering, prompt chunks for the rest."""
@@ -596,6 +583,44 @@ class _Engine:
 # One engine per process.
 _ENGINE: Optional[_Engine] = None
 _ENGINE_LOCK = threading.Lock()
+
+
+def _chat_formatter(model: Any) -> Any:
+    """The model's own chat template (tokenizer.chat_template), as create_chat_completion would use it."""
+    from llama_cpp import llama_chat_format
+
+    template = model.metadata().get("tokenizer.chat_template")
+    eos, bos = model.token_eos(), model.token_bos()
+    if not template:
+        return llama_chat_format.format_chatml
+    return llama_chat_format.Jinja2ChatFormatter(
+        template=template,
+        eos_token=model.token_get_text(eos) if eos != -1 else "",
+        bos_token=model.token_get_text(bos) if bos != -1 else "",
+        stop_token_ids=[eos],
+    )
+
+
+def _chat_tokens(model: Any, formatter: Any, prompt: str) -> list[int]:
+    """A one-message chat request's prompt as the model reads it: in its chat template, tokenized."""
+    result = formatter(messages=[{"role": "user", "content": prompt}])
+    return model.tokenize(result.prompt.encode("utf-8"), not result.added_special, True)
+
+
+def prompt_token_counter(model_file: ModelFile) -> Callable[[str], int]:
+    """Counts a prompt's tokens as the embedded model reads it (chat template included), from the
+    model file's vocabulary alone: loading it takes a fraction of a second and no weights."""
+    lib = _llama_cpp()
+    from llama_cpp import _internals
+
+    params = lib.llama_model_default_params()
+    params.vocab_only = True
+    try:
+        model = _internals.LlamaModel(path_model=str(model_file.path), params=params, verbose=False)
+    except (ValueError, OSError) as exc:
+        raise BadInput(f"cannot read the vocabulary of {model_file.name}: {exc}") from None
+    formatter = _chat_formatter(model)
+    return lambda prompt: len(_chat_tokens(model, formatter, prompt))
 
 
 def _engine_for(model_file: ModelFile, settings: LocalSettings) -> _Engine:
