@@ -26,8 +26,10 @@ def read_eval(path: Path) -> dict[str, Any]:
             for row in result["lengths"]:
                 float(row["length"]), float(row["accuracy"]), int(row["queries"])
         elif result.get("benchmark") == "retrieval":
+            # Every metric eval retrieval prints now; a file of an older synthgen lacks map@100 and
+            # recall@100, and is shown with "-" there.
             for group in result["groups"].values():
-                int(group["queries"]), *(float(group[m]) for m in METRICS)
+                int(group["queries"]), float(group["ndcg@10"]), *(float(group[m]) for m in METRICS if m in group)
         else:
             raise BadInput(what)
     except (KeyError, TypeError, ValueError, AttributeError):

@@ -236,7 +236,7 @@ def evaluation(results: list[dict[str, Any]]) -> Section:
         parts.append(chart("Retrieval: nDCG@10 by group", charts.bars(ndcg, label="nDCG@10", share=True,
                                                                        order=list(dict.fromkeys(g for v in ndcg.values() for g in v)))))
         parts.append(table(["model", "source", "group", "queries", *METRICS],
-                           [[r.get("model"), r.get("source"), g, v["queries"], *(v[m] for m in METRICS)]
+                           [[r.get("model"), r.get("source"), g, v["queries"], *(v.get(m, "-") for m in METRICS)]
                             for r in retrieval for g, v in r["groups"].items()], numeric_from=3))
     if not parts:
         parts.append(note("No eval results given: synthgen eval passkey --json > passkey.json, then "
