@@ -73,14 +73,22 @@ class Ledger:
     def cost(self) -> Optional[dict[str, Any]]:
         """The header's price and budget with what the run spent at that price, all sessions: the
         generation's tokens from its records, the brainstorm's from its record in the manifest."""
-        if self.header.cost is None:
-            return None
-        price = Price.from_record(self.header.cost["price"])
-        brainstorm = self.header.brainstorm or self.before.brainstorm or {}
-        brainstorming = price.of(brainstorm.get("prompt_tokens", 0), brainstorm.get("completion_tokens", 0))
-        generation = price.of_run(self.usage.prompt_tokens, self.usage.completion_tokens, self.via.get("batch"))
-        return {**self.header.cost, "usd": round(brainstorming + generation, 6),
-                "brainstorm_usd": round(brainstorming, 6), "generation_usd": round(generation, 6)}
+        return run_cost(self.header.cost, self.usage, self.via, self.header.brainstorm or self.before.brainstorm)
+
+
+def run_cost(cost: Optional[dict[str, Any]], usage: Usage, via: Mapping[str, Usage],
+             brainstorm: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+    """The manifest's `cost`: its price and budget (`cost`, the run header's) with what the run spent
+    at that price: the generation's tokens (`usage`, the Batch API's share at its price) and the
+    brainstorm's (its record in the manifest)."""
+    if cost is None:
+        return None
+    price = Price.from_record(cost["price"])
+    brainstorm = brainstorm or {}
+    brainstorming = price.of(brainstorm.get("prompt_tokens", 0), brainstorm.get("completion_tokens", 0))
+    generation = price.of_run(usage.prompt_tokens, usage.completion_tokens, via.get("batch"))
+    return {**cost, "usd": round(brainstorming + generation, 6), "brainstorm_usd": round(brainstorming, 6),
+            "generation_usd": round(generation, 6)}
 
 
 def counted(valid: int, reasons: Mapping[str, int], per_kind: Mapping[str, int], usage: Usage,

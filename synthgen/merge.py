@@ -19,7 +19,7 @@ import msgspec
 from synthgen import __version__
 from synthgen.answers import DUPLICATE
 from synthgen.errors import BadInput
-from synthgen.ledger import counted
+from synthgen.ledger import counted, run_cost
 from synthgen.shards import Shard, shard_of
 from synthgen.store import (
     KeptAndDropped,
@@ -238,6 +238,8 @@ def merged_manifest(shards: list[ShardFolder], state: RunState, report: MergeRep
         sessions=max(m.sessions for m in manifests),
         structured_output={k: v for m in manifests for k, v in m.structured_output.items()},
         brainstorm=brainstorm,
+        # What the merged records cost at the first shard's price; a shard's budget was its own.
+        cost=run_cost({**first.cost, "budget_usd": None} if first.cost else None, state.usage, state.via, brainstorm),
         shard=None,
         shards=report,
         batch=None,  # a shard's rounds and batches are its own folder's: the merged run has none

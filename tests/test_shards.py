@@ -90,6 +90,17 @@ def test_shards_merge_into_the_run_one_machine_would_have_made(cli, endpoint, ll
     assert "resuming data/raw: 8 valid" in result.err and len(llm.requests) == asked
 
 
+def test_a_merged_runs_cost_is_its_shards_costs_summed(cli, endpoint, llm, workdir):
+    priced = ("--price-in", "3", "--price-out", "7", "--budget", "50")
+    assert shard(cli, endpoint, "0/2", 8, *priced).status == 0
+    assert shard(cli, endpoint, "1/2", 8, *priced).status == 0
+    assert cli("merge", "data/raw-shards", "--out", "data/raw").status == 0
+    shards = [manifest_of(workdir / f"data/raw-shards/{k}-of-2")["cost"] for k in range(2)]
+    cost = manifest_of(workdir / "data/raw")["cost"]
+    assert cost["usd"] == pytest.approx(sum(s["usd"] for s in shards)) and cost["usd"] > 0
+    assert cost["price"] == shards[0]["price"] and cost["budget_usd"] is None  # a shard's budget was its own
+
+
 def test_a_shard_set_with_a_shard_missing_is_merged_and_reported(cli, endpoint, llm, workdir):
     assert shard(cli, endpoint, "0/3", 10).status == 0
     assert shard(cli, endpoint, "2/3", 10).status == 0
