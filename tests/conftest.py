@@ -21,6 +21,12 @@ if "MPLCONFIGDIR" not in os.environ:
     os.environ["MPLCONFIGDIR"] = tempfile.mkdtemp(prefix="synthgen-tests-matplotlib-")
     atexit.register(shutil.rmtree, os.environ["MPLCONFIGDIR"], True)
 
+# Tests never need a network: the Hugging Face libraries look nothing up on the hub. Set before any
+# test imports them (huggingface_hub reads it once, at import: a test that set it later, after
+# another had imported the library, waited out the hub's retries).
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+
 ENV_VARS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "SYNTHGEN_MODEL", "SYNTHGEN_BACKEND", "SYNTHGEN_CONCURRENCY")
 
 
