@@ -1,23 +1,24 @@
 """Exact-string dedup over JSONL files and folders, streaming and on every core.
 
 Memory grows with the number of distinct keys (a 16-byte digest each), never with file size.
-Worker processes read, parse and hash chunks of lines (the costly part) and find the repeats inside
-a chunk; this process keeps the set of digests, drops the lines whose key an earlier chunk had,
-and writes the rest of each chunk as it stands, in input order: it never splits a chunk into lines.
+Worker processes read, parse and hash chunks of lines (the costly part), find the repeats inside a
+chunk and say where each line ends; this process keeps the digests, drops the lines whose key an
+earlier chunk had, and writes the rest of each chunk as it stands, in input order: it never splits a
+chunk into lines. A chunk's line ends and numbers travel as numpy arrays, so that no step here costs
+a Python call a line.
 """
 
 import errno
 import multiprocessing
 import operator
 import os
-from array import array
 from dataclasses import dataclass
-from itertools import accumulate, compress
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import IO, Callable, Iterator, NamedTuple, Optional, Sequence
+from typing import IO, Callable, Iterator, NamedTuple, Optional, Sequence, Union
 
 import msgspec
+import numpy as np
 import xxhash
 from tqdm import tqdm
 
@@ -34,13 +35,21 @@ KERNEL_COPY_FROM = 4 << 10
 # digested chunks never pile up in memory.
 AHEAD_PER_PROCESS = 2
 
-# The decoder's and encoder's own methods, called per line from C (map): a Python wrapper around
+
+class _Key(ExampleKey, gc=False):
+    """ExampleKey, unseen by the garbage collector (it holds only strings, so it can be in no cycle):
+    the collector would otherwise walk a chunk's sixteen thousand of them again and again."""
+
+
+# The decoders' and the encoder's own methods, called per line from C (map): a Python wrapper around
 # them would cost a frame per line, as much as the parse itself.
-_decode_key = msgspec.json.Decoder(ExampleKey).decode
+_decode_key = msgspec.json.Decoder(_Key).decode
+_decode_lines = msgspec.json.Decoder(_Key).decode_lines
 _encode = msgspec.json.Encoder().encode
 # What copy_file_range answers where it cannot copy between these two files.
 _NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL}
 _UNDECODABLE = (msgspec.DecodeError, UnicodeDecodeError)  # not JSON, not UTF-8, or not an example
+_NEWLINE, _OPEN, _CLOSE = ord("\n"), ord("{"), ord("}")
 
 
 @dataclass
@@ -57,9 +66,8 @@ class ChunkKeys(NamedTuple):
     """A chunk of lines, digested: what the writer needs to know of it, without its text."""
 
     keys: list[bytes]  # the 16-byte digest of each key in the chunk, in the order of its first line
-    lines: Sequence[int]  # the number of that first line in the chunk
-    dropped: Sequence[int]  # every other line's number: blank, unreadable, not an example, a repeat
-    offsets: Sequence[int]  # where each line starts in the chunk, then the chunk's length
+    lines: Optional[np.ndarray]  # the number of that first line in the chunk; None: line i has key i
+    ends: np.ndarray  # where each line ends in the chunk (int64): line i is ends[i - 1]:ends[i]
     read: int  # lines that are not blank
     unreadable: int
     not_examples: int
@@ -74,16 +82,21 @@ def _fields_of(key: str) -> Callable[[ExampleKey], tuple]:
     return operator.attrgetter(*names)  # type: ignore[arg-type]
 
 
-def digest_chunk(data: bytes, key: str) -> ChunkKeys:
+def digest_chunk(data: Union[bytes, bytearray], key: str) -> ChunkKeys:
     """Parse and hash a chunk of whole lines."""
     fields = _fields_of(key)
-    lines = data.splitlines(keepends=True)
-    offsets = array("q", list(accumulate(map(len, lines), initial=0)))  # a list first: twice as fast
-    try:  # every line an example (almost always): all digested in one C-level pass, a record at a time
-        digests = list(map(xxhash.xxh3_128_digest, map(_encode, map(fields, map(_decode_key, lines)))))
-        return ChunkKeys(*_first_lines(digests, range(len(lines)), len(lines)), offsets, len(lines), 0, 0)
-    except _UNDECODABLE:  # a blank, torn or other line: looked at one by one
-        pass
+    ends = _object_line_ends(data)
+    if ends is not None:  # one object a line (almost always): the whole chunk parsed in one C call
+        try:
+            records = _decode_lines(data)
+        except _UNDECODABLE:  # a torn line or one that is not an example: looked at one by one
+            records = []
+        if len(records) == len(ends):
+            digests = list(map(xxhash.xxh3_128_digest, map(_encode, map(fields, records))))
+            if len(set(digests)) == len(digests):  # no key twice in the chunk (a set is quicker to tell)
+                return ChunkKeys(digests, None, ends, len(ends), 0, 0)
+            return ChunkKeys(*_first_lines(digests, range(len(digests))), ends, len(ends), 0, 0)
+    lines = bytes(data).splitlines(keepends=True)
     numbers, digests = [], []
     blank = unreadable = not_examples = 0
     for number, line in enumerate(lines):
@@ -99,20 +112,37 @@ def digest_chunk(data: bytes, key: str) -> ChunkKeys:
         else:
             numbers.append(number)
             digests.append(xxhash.xxh3_128_digest(_encode(fields(record))))
-    return ChunkKeys(*_first_lines(digests, numbers, len(lines)), offsets, len(lines) - blank, unreadable, not_examples)
+    ends = np.cumsum(np.fromiter(map(len, lines), np.int64, len(lines)))
+    return ChunkKeys(*_first_lines(digests, numbers), ends, len(lines) - blank, unreadable, not_examples)
 
 
-def _first_lines(digests: list[bytes], numbers: Sequence[int],
-                 count: int) -> tuple[list[bytes], Sequence[int], Sequence[int]]:
-    """Each key's first line (digest and number, in line order), and the numbers of the chunk's
-    `count` lines that are none of those."""
+def _object_line_ends(data: Union[bytes, bytearray]) -> Optional[np.ndarray]:
+    """Where each line ends, if the chunk starts with `{` and each line break is a bare \\n between
+    a `}` and a `{`; else None.
+
+    Then decode_lines, which cuts values at any JSON whitespace, reads each line as a value of its
+    own: a `}`, a \\n and a `{` can follow each other only between two values (in a string the \\n
+    would be escaped, in an array or object a comma or colon would stand between), so no value spans
+    two lines, and as many values as lines means one a line, the values the lines give one by one.
+    """
+    if data[:1] != b"{" or b"\r" in data:  # a \r alone ends a line too (bytes.splitlines)
+        return None
+    buf = np.frombuffer(data, np.uint8)
+    newlines = np.flatnonzero(buf == _NEWLINE)
+    if not (buf[newlines - 1] == _CLOSE).all() or not (buf[newlines[:-1] + 1] == _OPEN).all():
+        return None
+    ends = newlines + 1
+    return ends if ends.size and ends[-1] == len(data) else np.append(ends, len(data))  # a last line may lack its newline
+
+
+def _first_lines(digests: list[bytes], numbers: Sequence[int]) -> tuple[list[bytes], np.ndarray]:
+    """Each key's first line: digests and line numbers, in line order."""
     if len(set(digests)) < len(digests):  # a key repeats in the chunk (rarely: a set is quicker to tell)
         # Filled from the end, so each key's earliest position is written last.
         first = dict(zip(reversed(digests), range(len(digests) - 1, -1, -1)))
         positions = sorted(first.values())
         digests, numbers = list(map(digests.__getitem__, positions)), list(map(numbers.__getitem__, positions))
-    dropped = sorted(set(range(count)).difference(numbers)) if len(numbers) < count else []
-    return digests, numbers, array("q", dropped)
+    return digests, np.array(numbers, np.int64)
 
 
 def chunks(path: Path, size: int) -> Iterator[tuple[int, int]]:
@@ -128,9 +158,20 @@ def chunks(path: Path, size: int) -> Iterator[tuple[int, int]]:
             start = end
 
 
-def _read(path: Path, start: int, end: int) -> bytes:
-    with open(path, "rb") as f:
-        return os.pread(f.fileno(), end - start, start)
+# Each process reads every chunk into this one buffer: a new 4 MB bytes object a chunk costs the
+# kernel as much in faulting its pages in as the copy itself.
+_chunk = bytearray()
+
+
+def _read(path: Path, start: int, end: int) -> bytearray:
+    """The chunk's bytes, in the process's buffer: valid until the next read, and none may keep a view."""
+    size = end - start
+    del _chunk[size:]
+    _chunk.extend(bytes(size - len(_chunk)))
+    with open(path, "rb") as f, memoryview(_chunk) as view:
+        read = os.preadv(f.fileno(), [view], start)
+    del _chunk[read:]  # the file was cut short since
+    return _chunk
 
 
 def _digest_job(job: tuple[Path, int, int, str]) -> ChunkKeys:
@@ -199,18 +240,29 @@ class Workers:
 def kept_ranges(chunk: ChunkKeys, seen: set[bytes]) -> tuple[list[tuple[int, int]], int]:
     """The byte ranges of the chunk to write, and how many lines they hold; the keys go into `seen`.
 
-    The chunk is written whole but for its dropped lines and the lines whose key an earlier chunk
-    had: the ranges between those. C-level set, map and compress passes only: at ten million lines,
-    a Python step a line would cost as much as the workers' parsing.
+    The chunk is written whole but for the lines without a key of their own in it (blank, unreadable,
+    not an example, a repeat) and the lines whose key an earlier chunk had: the runs of lines between
+    those. C-level set and numpy passes only: at ten million lines, a Python step a line would cost as
+    much as the workers' parsing.
     """
+    keys = chunk.keys
     # isdisjoint first: a C loop without a call a key; a chunk with no repeat needs nothing more.
-    repeats = [] if seen.isdisjoint(chunk.keys) else list(compress(chunk.lines, map(seen.__contains__, chunk.keys)))
-    seen.update(chunk.keys)
-    cuts = sorted([*chunk.dropped, *repeats]) if repeats else chunk.dropped
-    offsets = chunk.offsets
-    starts = [0, *map(offsets.__getitem__, map((1).__add__, cuts))]  # after each cut line
-    ends = [*map(offsets.__getitem__, cuts), offsets[-1]]  # before the next one
-    return list(compress(zip(starts, ends), map(operator.lt, starts, ends))), len(chunk.keys) - len(repeats)
+    new = None if seen.isdisjoint(keys) else ~np.fromiter(map(seen.__contains__, keys), bool, len(keys))
+    seen.update(keys)
+    ends = chunk.ends
+    if new is None and chunk.lines is None:  # every line is kept (almost always)
+        return [(0, int(ends[-1]))], len(keys)
+    kept = np.arange(len(keys)) if chunk.lines is None else chunk.lines
+    if new is not None:
+        kept = kept[new]
+    if not kept.size:
+        return [], 0
+    # Runs of consecutive line numbers, each written as one range: from its first line's start (the
+    # end of the line before it) to its last line's end.
+    breaks = np.flatnonzero(np.diff(kept) != 1)
+    first, last = kept[np.concatenate(([0], breaks + 1))], kept[np.concatenate((breaks, [kept.size - 1]))]
+    starts = np.where(first > 0, ends[first - 1], 0)
+    return list(zip(starts.tolist(), ends[last].tolist())), int(kept.size)
 
 
 class Output:
@@ -297,4 +349,5 @@ def dedup(paths: list[Path], out: Path, key: str = "example", show_progress: boo
     finally:
         if workers is not None:
             workers.close()
+        _chunk.clear()  # read here when there are no workers
     return result
