@@ -232,8 +232,9 @@ def object_lines_files(folder):
     return paths
 
 
-@pytest.mark.parametrize("key", ["example", "query"])
-def test_whole_chunk_parse_gives_the_line_at_a_time_rule(workdir, monkeypatch, key):
+@pytest.mark.parametrize("key,lines_a_parse", [("example", 1000), ("query", 1000), ("example", 2)])
+def test_whole_chunk_parse_gives_the_line_at_a_time_rule(workdir, monkeypatch, key, lines_a_parse):
+    monkeypatch.setattr(dedup_module, "LINES_A_PARSE", lines_a_parse)  # 2: a chunk is parsed in pieces
     paths = object_lines_files(workdir / "in")
     expected, text = reference(paths, key)
     assert expected.unreadable == 8 and expected.not_examples == 3 and expected.removed > 15
