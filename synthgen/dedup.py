@@ -1,14 +1,15 @@
 """Exact-string dedup over JSONL files and folders, streaming and on every core.
 
 Memory grows with the number of distinct keys (a 16-byte digest each), never with file size.
-Worker processes read, parse and hash chunks of lines (the costly part), find the repeats inside a
-chunk and say where each line ends; this process keeps the digests, drops the lines whose key an
-earlier chunk had, and writes the rest of each chunk as it stands, in input order: it never splits a
-chunk into lines. A chunk's line ends and numbers travel as numpy arrays, so that no step here costs
-a Python call a line.
+Parser processes read, parse and hash chunks of lines (the costly part), find the repeats inside a
+chunk and say where each line ends; owner processes each keep the keys of one share of the digest
+space and tell which lines repeat a key of an earlier chunk; this process drops those and writes the
+rest of each chunk as it stands, in input order: it never splits a chunk into lines. A chunk's line
+ends and numbers travel as numpy arrays, so that no step here costs a Python call a line.
 """
 
 import errno
+import itertools
 import multiprocessing
 import operator
 import os
@@ -68,7 +69,7 @@ class ChunkKeys(NamedTuple):
     """A chunk of lines, digested: what the writer needs to know of it, without its text."""
 
     keys: list[bytes]  # the 16-byte digest of each key in the chunk, in the order of its first line
-    lines: Optional[np.ndarray]  # the number of that first line in the chunk; None: line i has key i
+    lines: np.ndarray  # the number of that first line in the chunk
     ends: np.ndarray  # where each line ends in the chunk (int64): line i is ends[i - 1]:ends[i]
     read: int  # lines that are not blank
     unreadable: int
@@ -102,7 +103,7 @@ def digest_chunk(data: Union[bytes, bytearray], key: str) -> ChunkKeys:
             digests = []
         if len(digests) == len(ends):  # each line holds a value at least: as many as lines, one each
             if len(set(digests)) == len(digests):  # no key twice in the chunk (a set is quicker to tell)
-                return ChunkKeys(digests, None, ends, len(ends), 0, 0)
+                return ChunkKeys(digests, np.arange(len(ends)), ends, len(ends), 0, 0)
             return ChunkKeys(*_first_lines(digests, range(len(digests))), ends, len(ends), 0, 0)
     lines = bytes(data).splitlines(keepends=True)
     numbers, digests = [], []
@@ -187,22 +188,71 @@ def _digest_job(job: tuple[Path, int, int, str]) -> ChunkKeys:
     return digest_chunk(_read(path, start, end), key)
 
 
-def _serve(conn: Connection) -> None:
-    """A worker: digest each job that comes down the pipe and send back its ChunkKeys (or error)."""
+def _parse(jobs: Connection, owners: list[Connection]) -> None:
+    """A parser: digest each job that comes down the pipe, send each owner its share of the chunk's
+    keys, and send back the rest of the ChunkKeys (or the error)."""
     try:
-        while True:
-            job = conn.recv()
+        while (job := jobs.recv()) is not None:
             try:
-                outcome: object = _digest_job(job)
+                chunk = _digest_job(job)
+                for owner, share in zip(owners, _shares(chunk, len(owners))):
+                    owner.send(share)
+                outcome: object = chunk._replace(keys=[])
             except Exception as error:  # the reader hears of it and stops
                 outcome = error
-            conn.send(outcome)
-    except (EOFError, OSError, KeyboardInterrupt):  # the reader is gone: done, failed, or stopped by the user
+            jobs.send(outcome)
+    except (EOFError, OSError, KeyboardInterrupt):  # the reader is gone: failed, or stopped by the user
+        pass
+    finally:
+        for owner in owners:
+            try:
+                owner.send(None)  # the end, however it came
+            except OSError:
+                pass
+
+
+def _shares(chunk: ChunkKeys, owners: int) -> list[tuple[list[bytes], np.ndarray]]:
+    """The chunk's keys and their line numbers, split among the owners by the first byte of the key."""
+    owner = np.frombuffer(b"".join(chunk.keys), np.uint8)[::16] % owners
+    shares = []
+    for which in range(owners):
+        mine = np.flatnonzero(owner == which)
+        shares.append((list(map(chunk.keys.__getitem__, mine.tolist())), chunk.lines[mine]))
+    return shares
+
+
+def _own(parsers: list[Connection], writer: Connection) -> None:
+    """An owner: the set of the keys of its share, fed a chunk at a time in input order (chunk i by
+    parser i % n); it answers each with the line numbers whose key an earlier chunk had."""
+    seen: set[bytes] = set()
+    try:
+        for i in itertools.count():
+            share = parsers[i % len(parsers)].recv()
+            if share is None:  # the end
+                return
+            keys, numbers = share
+            writer.send(repeats(keys, numbers, seen))
+    except (EOFError, OSError, KeyboardInterrupt):  # a parser is gone: failed, or stopped by the user
         pass
 
 
+def repeats(keys: list[bytes], numbers: np.ndarray, seen: set[bytes]) -> np.ndarray:
+    """The numbers of the lines whose key is in `seen`; the keys go into it."""
+    # isdisjoint first: a C loop without a call a key; a chunk with no repeat needs nothing more.
+    found = None if seen.isdisjoint(keys) else np.fromiter(map(seen.__contains__, keys), bool, len(keys))
+    seen.update(keys)
+    return numbers[:0] if found is None else numbers[found]
+
+
 class Workers:
-    """Worker processes, each with its own pipe, fed and read by the calling thread alone.
+    """Worker processes that parse chunks, and worker processes that own a share of the keys each.
+
+    Job i goes to parser i % n, over a pipe that the calling thread alone feeds and reads. The
+    parser sends each owner its share of the chunk's keys (by their first byte); the owner, fed in
+    input order, sends back the lines among them whose key an earlier chunk had. So the set of keys,
+    the costliest part after parsing (a cache miss a key), is spread over processes too, and each
+    holds only its share; this process only cuts and writes. Data flows one way (this process,
+    parser, owner, this process), so no two processes ever wait on each other.
 
     Not multiprocessing.Pool: it reads results in a helper thread that must win the GIL from the
     busy writer for each pipeful of a chunk's keys, and its workers spent more time blocked sending
@@ -210,18 +260,33 @@ class Workers:
     """
 
     def __init__(self, processes: int):
-        self.conns: list[Connection] = []
+        """`processes` parsers, and as many owners."""
+        self.conns: list[Connection] = []  # to and from each parser
+        self.owners: list[Connection] = []  # from each owner
         self.procs: list[multiprocessing.Process] = []
-        for _ in range(processes):
+        shares = [[multiprocessing.Pipe(duplex=False) for _ in range(processes)] for _ in range(processes)]
+        for which in range(processes):
+            ours, theirs = multiprocessing.Pipe(duplex=False)
+            self._start(_own, [share[which][0] for share in shares], theirs)
+            theirs.close()
+            self.owners.append(ours)
+        for share in shares:
             ours, theirs = multiprocessing.Pipe()
-            proc = multiprocessing.Process(target=_serve, args=(theirs,), daemon=True)
-            proc.start()
+            self._start(_parse, theirs, [writer for _, writer in share])
             theirs.close()
             self.conns.append(ours)
-            self.procs.append(proc)
+        for share in shares:  # the children's ends
+            for reader, writer in share:
+                reader.close()
+                writer.close()
 
-    def digested(self, jobs: list[tuple[Path, int, int, str]]) -> Iterator[ChunkKeys]:
-        """Each job's ChunkKeys, in job order: job i goes to worker i % n, read in turn."""
+    def _start(self, target: Callable, *args: object) -> None:
+        proc = multiprocessing.Process(target=target, args=args, daemon=True)
+        proc.start()
+        self.procs.append(proc)
+
+    def digested(self, jobs: list[tuple[Path, int, int, str]]) -> Iterator[tuple[ChunkKeys, np.ndarray]]:
+        """Each job's ChunkKeys (without its keys) and repeated lines, in job order."""
         n = len(self.conns)
         ahead = AHEAD_PER_PROCESS * n
         for i, job in enumerate(jobs[:ahead]):
@@ -233,36 +298,46 @@ class Workers:
                 conn.send(jobs[i + ahead])
             if isinstance(outcome, Exception):
                 raise outcome
-            yield outcome
+            yield outcome, np.concatenate([owner.recv() for owner in self.owners])
 
     def close(self) -> None:
         for conn in self.conns:
-            conn.close()  # a worker waiting for a job sees the end of its pipe and returns
+            try:
+                conn.send(None)  # the end: each parser stops, and tells the owners
+            except OSError:  # the parser is gone
+                pass
+        for conn in self.conns + self.owners:
+            conn.close()
         for proc in self.procs:
             proc.join(timeout=1)
-            if proc.is_alive():  # busy with a chunk nobody will read: an error cut the run short
+            if proc.is_alive():  # an error cut the run short: busy with a chunk nobody will read, or waiting
                 proc.terminate()
                 proc.join()
 
 
-def kept_ranges(chunk: ChunkKeys, seen: set[bytes]) -> tuple[list[tuple[int, int]], int]:
-    """The byte ranges of the chunk to write, and how many lines they hold; the keys go into `seen`.
+def _serial(jobs: list[tuple[Path, int, int, str]]) -> Iterator[tuple[ChunkKeys, np.ndarray]]:
+    """What Workers.digested gives, in this process."""
+    seen: set[bytes] = set()
+    for job in jobs:
+        chunk = _digest_job(job)
+        yield chunk, repeats(chunk.keys, chunk.lines, seen)
+
+
+def kept_ranges(chunk: ChunkKeys, repeated: np.ndarray) -> tuple[list[tuple[int, int]], int]:
+    """The byte ranges of the chunk to write, and how many lines they hold.
 
     The chunk is written whole but for the lines without a key of their own in it (blank, unreadable,
-    not an example, a repeat) and the lines whose key an earlier chunk had: the runs of lines between
-    those. C-level set and numpy passes only: at ten million lines, a Python step a line would cost as
+    not an example, a repeat) and the `repeated` lines, whose key an earlier chunk had: the runs of
+    lines between those. numpy passes only: at ten million lines, a Python step a line would cost as
     much as the workers' parsing.
     """
-    keys = chunk.keys
-    # isdisjoint first: a C loop without a call a key; a chunk with no repeat needs nothing more.
-    new = None if seen.isdisjoint(keys) else ~np.fromiter(map(seen.__contains__, keys), bool, len(keys))
-    seen.update(keys)
     ends = chunk.ends
-    if new is None and chunk.lines is None:  # every line is kept (almost always)
-        return [(0, int(ends[-1]))], len(keys)
-    kept = np.arange(len(keys)) if chunk.lines is None else chunk.lines
-    if new is not None:
-        kept = kept[new]
+    if len(chunk.lines) == len(ends) and not repeated.size:  # every line is kept (almost always)
+        return [(0, int(ends[-1]))], len(ends)
+    keep = np.zeros(len(ends), bool)
+    keep[chunk.lines] = True
+    keep[repeated] = False
+    kept = np.flatnonzero(keep)
     if not kept.size:
         return [], 0
     # Runs of consecutive line numbers, each written as one range: from its first line's start (the
@@ -337,11 +412,10 @@ def dedup(paths: list[Path], out: Path, key: str = "example", show_progress: boo
         with hold_output(out, "dedup"), atomic_output(out) as sink, tqdm(
             total=total, unit="B", unit_scale=True, desc="dedup", disable=None if show_progress else True
         ) as bar:
-            digested = workers.digested(jobs) if workers else map(_digest_job, jobs)
+            digested = workers.digested(jobs) if workers else _serial(jobs)
             output = Output(sink)
-            seen: set[bytes] = set()
-            for (path, start, end, _), chunk in zip(jobs, digested):
-                ranges, kept = kept_ranges(chunk, seen)
+            for (path, start, end, _), (chunk, repeated) in zip(jobs, digested):
+                ranges, kept = kept_ranges(chunk, repeated)
                 result.read += chunk.read
                 result.unreadable += chunk.unreadable
                 result.not_examples += chunk.not_examples
