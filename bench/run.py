@@ -338,8 +338,8 @@ def main() -> None:
             text += ("\n\nRecords of about 260 bytes, a tenth of them repeats; sort -u gets the same keys "
                      "(kind, query, positive, negative) one a line. Whole processes, run in turn "
                      f"({pairs} at each size): median wall times; speed-up = sort's time / synthgen's, the "
-                     "median of the pairs' ratios. Peak memory is the largest single process (synthgen's "
-                     "writer, which holds a digest a distinct key). The "
+                     "median of the pairs' ratios. Peak memory is the largest single process (for synthgen, "
+                     "one of its key owners, which hold a digest a distinct key, a share each). The "
                      f"{far['n']:,} row is not measured: it extrapolates the {measured[0]['n']:,} and "
                      f"{measured[1]['n']:,} rows on a straight line (linear in records). Load average (1 minute) "
                      f"at the start {load_before:.1f}, at the end {load_after:.1f}: the cores were shared.")

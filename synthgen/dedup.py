@@ -1,23 +1,25 @@
 """Exact-string dedup over JSONL files and folders, streaming and on every core.
 
 Memory grows with the number of distinct keys (a 16-byte digest each), never with file size.
-Worker processes read, parse and hash chunks of lines (the costly part) and find the repeats inside
-a chunk; this process keeps the set of digests, drops the lines whose key an earlier chunk had,
-and writes the rest of each chunk as it stands, in input order: it never splits a chunk into lines.
+Parser processes read, parse and hash chunks of lines (the costly part), find the repeats inside a
+chunk and say where each line ends; owner processes each keep the keys of one share of the digest
+space and tell which lines repeat a key of an earlier chunk; this process drops those and writes the
+rest of each chunk as it stands, in input order: it never splits a chunk into lines. A chunk's line
+ends and numbers travel as numpy arrays, so that no step here costs a Python call a line.
 """
 
 import errno
+import itertools
 import multiprocessing
 import operator
 import os
-from array import array
 from dataclasses import dataclass
-from itertools import accumulate, compress
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import IO, Callable, Iterator, NamedTuple, Optional, Sequence
+from typing import IO, Callable, Iterator, NamedTuple, Optional, Sequence, Union
 
 import msgspec
+import numpy as np
 import xxhash
 from tqdm import tqdm
 
@@ -33,14 +35,24 @@ KERNEL_COPY_FROM = 4 << 10
 # Jobs a worker is given ahead of the one being read: enough to keep it busy, few enough that
 # digested chunks never pile up in memory.
 AHEAD_PER_PROCESS = 2
+# Lines of a chunk parsed in one call when each line is one object (digest_chunk).
+LINES_A_PARSE = 1000
 
-# The decoder's and encoder's own methods, called per line from C (map): a Python wrapper around
+
+class _Key(ExampleKey, gc=False):
+    """ExampleKey, unseen by the garbage collector (it holds only strings, so it can be in no cycle):
+    the collector would otherwise walk a chunk's sixteen thousand of them again and again."""
+
+
+# The decoders' and the encoder's own methods, called per line from C (map): a Python wrapper around
 # them would cost a frame per line, as much as the parse itself.
-_decode_key = msgspec.json.Decoder(ExampleKey).decode
+_decode_key = msgspec.json.Decoder(_Key).decode
+_decode_lines = msgspec.json.Decoder(_Key).decode_lines
 _encode = msgspec.json.Encoder().encode
 # What copy_file_range answers where it cannot copy between these two files.
 _NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL}
 _UNDECODABLE = (msgspec.DecodeError, UnicodeDecodeError)  # not JSON, not UTF-8, or not an example
+_NEWLINE, _OPEN, _CLOSE = ord("\n"), ord("{"), ord("}")
 
 
 @dataclass
@@ -57,9 +69,8 @@ class ChunkKeys(NamedTuple):
     """A chunk of lines, digested: what the writer needs to know of it, without its text."""
 
     keys: list[bytes]  # the 16-byte digest of each key in the chunk, in the order of its first line
-    lines: Sequence[int]  # the number of that first line in the chunk
-    dropped: Sequence[int]  # every other line's number: blank, unreadable, not an example, a repeat
-    offsets: Sequence[int]  # where each line starts in the chunk, then the chunk's length
+    lines: np.ndarray  # the number of that first line in the chunk
+    ends: np.ndarray  # where each line ends in the chunk (int64): line i is ends[i - 1]:ends[i]
     read: int  # lines that are not blank
     unreadable: int
     not_examples: int
@@ -74,16 +85,27 @@ def _fields_of(key: str) -> Callable[[ExampleKey], tuple]:
     return operator.attrgetter(*names)  # type: ignore[arg-type]
 
 
-def digest_chunk(data: bytes, key: str) -> ChunkKeys:
+def digest_chunk(data: Union[bytes, bytearray], key: str) -> ChunkKeys:
     """Parse and hash a chunk of whole lines."""
     fields = _fields_of(key)
-    lines = data.splitlines(keepends=True)
-    offsets = array("q", list(accumulate(map(len, lines), initial=0)))  # a list first: twice as fast
-    try:  # every line an example (almost always): all digested in one C-level pass, a record at a time
-        digests = list(map(xxhash.xxh3_128_digest, map(_encode, map(fields, map(_decode_key, lines)))))
-        return ChunkKeys(*_first_lines(digests, range(len(lines)), len(lines)), offsets, len(lines), 0, 0)
-    except _UNDECODABLE:  # a blank, torn or other line: looked at one by one
-        pass
+    ends = _object_line_ends(data)
+    if ends is not None:  # one object a line (almost always): parsed a thousand lines a C call
+        # A thousand lines' records (a quarter of a megabyte) stay in the cache while they are hashed;
+        # a whole chunk's would not.
+        bounds = [0, *ends[LINES_A_PARSE - 1:-1:LINES_A_PARSE].tolist(), len(data)]
+        digests: list[bytes] = []
+        try:
+            with memoryview(data) as view:
+                for start, end in zip(bounds, bounds[1:]):
+                    records = _decode_lines(view[start:end])
+                    digests += map(xxhash.xxh3_128_digest, map(_encode, map(fields, records)))
+        except _UNDECODABLE:  # a torn line or one that is not an example: looked at one by one
+            digests = []
+        if len(digests) == len(ends):  # each line holds a value at least: as many as lines, one each
+            if len(set(digests)) == len(digests):  # no key twice in the chunk (a set is quicker to tell)
+                return ChunkKeys(digests, np.arange(len(ends)), ends, len(ends), 0, 0)
+            return ChunkKeys(*_first_lines(digests, range(len(digests))), ends, len(ends), 0, 0)
+    lines = bytes(data).splitlines(keepends=True)
     numbers, digests = [], []
     blank = unreadable = not_examples = 0
     for number, line in enumerate(lines):
@@ -99,20 +121,37 @@ def digest_chunk(data: bytes, key: str) -> ChunkKeys:
         else:
             numbers.append(number)
             digests.append(xxhash.xxh3_128_digest(_encode(fields(record))))
-    return ChunkKeys(*_first_lines(digests, numbers, len(lines)), offsets, len(lines) - blank, unreadable, not_examples)
+    ends = np.cumsum(np.fromiter(map(len, lines), np.int64, len(lines)))
+    return ChunkKeys(*_first_lines(digests, numbers), ends, len(lines) - blank, unreadable, not_examples)
 
 
-def _first_lines(digests: list[bytes], numbers: Sequence[int],
-                 count: int) -> tuple[list[bytes], Sequence[int], Sequence[int]]:
-    """Each key's first line (digest and number, in line order), and the numbers of the chunk's
-    `count` lines that are none of those."""
+def _object_line_ends(data: Union[bytes, bytearray]) -> Optional[np.ndarray]:
+    """Where each line ends, if the chunk starts with `{` and each line break is a bare \\n between
+    a `}` and a `{`; else None.
+
+    Then decode_lines, which cuts values at any JSON whitespace, reads each line as a value of its
+    own: a `}`, a \\n and a `{` can follow each other only between two values (in a string the \\n
+    would be escaped, in an array or object a comma or colon would stand between), so no value spans
+    two lines, and as many values as lines means one a line, the values the lines give one by one.
+    """
+    if data[:1] != b"{" or b"\r" in data:  # a \r alone ends a line too (bytes.splitlines)
+        return None
+    buf = np.frombuffer(data, np.uint8)
+    newlines = np.flatnonzero(buf == _NEWLINE)
+    if not (buf[newlines - 1] == _CLOSE).all() or not (buf[newlines[:-1] + 1] == _OPEN).all():
+        return None
+    ends = newlines + 1
+    return ends if ends.size and ends[-1] == len(data) else np.append(ends, len(data))  # a last line may lack its newline
+
+
+def _first_lines(digests: list[bytes], numbers: Sequence[int]) -> tuple[list[bytes], np.ndarray]:
+    """Each key's first line: digests and line numbers, in line order."""
     if len(set(digests)) < len(digests):  # a key repeats in the chunk (rarely: a set is quicker to tell)
         # Filled from the end, so each key's earliest position is written last.
         first = dict(zip(reversed(digests), range(len(digests) - 1, -1, -1)))
         positions = sorted(first.values())
         digests, numbers = list(map(digests.__getitem__, positions)), list(map(numbers.__getitem__, positions))
-    dropped = sorted(set(range(count)).difference(numbers)) if len(numbers) < count else []
-    return digests, numbers, array("q", dropped)
+    return digests, np.array(numbers, np.int64)
 
 
 def chunks(path: Path, size: int) -> Iterator[tuple[int, int]]:
@@ -128,9 +167,20 @@ def chunks(path: Path, size: int) -> Iterator[tuple[int, int]]:
             start = end
 
 
-def _read(path: Path, start: int, end: int) -> bytes:
-    with open(path, "rb") as f:
-        return os.pread(f.fileno(), end - start, start)
+# Each process reads every chunk into this one buffer: a new 4 MB bytes object a chunk costs the
+# kernel as much in faulting its pages in as the copy itself.
+_chunk = bytearray()
+
+
+def _read(path: Path, start: int, end: int) -> bytearray:
+    """The chunk's bytes, in the process's buffer: valid until the next read, and none may keep a view."""
+    size = end - start
+    del _chunk[size:]
+    _chunk.extend(bytes(size - len(_chunk)))
+    with open(path, "rb") as f, memoryview(_chunk) as view:
+        read = os.preadv(f.fileno(), [view], start)
+    del _chunk[read:]  # the file was cut short since
+    return _chunk
 
 
 def _digest_job(job: tuple[Path, int, int, str]) -> ChunkKeys:
@@ -138,22 +188,71 @@ def _digest_job(job: tuple[Path, int, int, str]) -> ChunkKeys:
     return digest_chunk(_read(path, start, end), key)
 
 
-def _serve(conn: Connection) -> None:
-    """A worker: digest each job that comes down the pipe and send back its ChunkKeys (or error)."""
+def _parse(jobs: Connection, owners: list[Connection]) -> None:
+    """A parser: digest each job that comes down the pipe, send each owner its share of the chunk's
+    keys, and send back the rest of the ChunkKeys (or the error)."""
     try:
-        while True:
-            job = conn.recv()
+        while (job := jobs.recv()) is not None:
             try:
-                outcome: object = _digest_job(job)
+                chunk = _digest_job(job)
+                for owner, share in zip(owners, _shares(chunk, len(owners))):
+                    owner.send(share)
+                outcome: object = chunk._replace(keys=[])
             except Exception as error:  # the reader hears of it and stops
                 outcome = error
-            conn.send(outcome)
-    except (EOFError, OSError, KeyboardInterrupt):  # the reader is gone: done, failed, or stopped by the user
+            jobs.send(outcome)
+    except (EOFError, OSError, KeyboardInterrupt):  # the reader is gone: failed, or stopped by the user
+        pass
+    finally:
+        for owner in owners:
+            try:
+                owner.send(None)  # the end, however it came
+            except OSError:
+                pass
+
+
+def _shares(chunk: ChunkKeys, owners: int) -> list[tuple[list[bytes], np.ndarray]]:
+    """The chunk's keys and their line numbers, split among the owners by the first byte of the key."""
+    owner = np.frombuffer(b"".join(chunk.keys), np.uint8)[::16] % owners
+    shares = []
+    for which in range(owners):
+        mine = np.flatnonzero(owner == which)
+        shares.append((list(map(chunk.keys.__getitem__, mine.tolist())), chunk.lines[mine]))
+    return shares
+
+
+def _own(parsers: list[Connection], writer: Connection) -> None:
+    """An owner: the set of the keys of its share, fed a chunk at a time in input order (chunk i by
+    parser i % n); it answers each with the line numbers whose key an earlier chunk had."""
+    seen: set[bytes] = set()
+    try:
+        for i in itertools.count():
+            share = parsers[i % len(parsers)].recv()
+            if share is None:  # the end
+                return
+            keys, numbers = share
+            writer.send(repeats(keys, numbers, seen))
+    except (EOFError, OSError, KeyboardInterrupt):  # a parser is gone: failed, or stopped by the user
         pass
 
 
+def repeats(keys: list[bytes], numbers: np.ndarray, seen: set[bytes]) -> np.ndarray:
+    """The numbers of the lines whose key is in `seen`; the keys go into it."""
+    # isdisjoint first: a C loop without a call a key; a chunk with no repeat needs nothing more.
+    found = None if seen.isdisjoint(keys) else np.fromiter(map(seen.__contains__, keys), bool, len(keys))
+    seen.update(keys)
+    return numbers[:0] if found is None else numbers[found]
+
+
 class Workers:
-    """Worker processes, each with its own pipe, fed and read by the calling thread alone.
+    """Worker processes that parse chunks, and worker processes that own a share of the keys each.
+
+    Job i goes to parser i % n, over a pipe that the calling thread alone feeds and reads. The
+    parser sends each owner its share of the chunk's keys (by their first byte); the owner, fed in
+    input order, sends back the lines among them whose key an earlier chunk had. So the set of keys,
+    the costliest part after parsing (a cache miss a key), is spread over processes too, and each
+    holds only its share; this process only cuts and writes. Data flows one way (this process,
+    parser, owner, this process), so no two processes ever wait on each other.
 
     Not multiprocessing.Pool: it reads results in a helper thread that must win the GIL from the
     busy writer for each pipeful of a chunk's keys, and its workers spent more time blocked sending
@@ -161,18 +260,33 @@ class Workers:
     """
 
     def __init__(self, processes: int):
-        self.conns: list[Connection] = []
+        """`processes` parsers, and as many owners."""
+        self.conns: list[Connection] = []  # to and from each parser
+        self.owners: list[Connection] = []  # from each owner
         self.procs: list[multiprocessing.Process] = []
-        for _ in range(processes):
+        shares = [[multiprocessing.Pipe(duplex=False) for _ in range(processes)] for _ in range(processes)]
+        for which in range(processes):
+            ours, theirs = multiprocessing.Pipe(duplex=False)
+            self._start(_own, [share[which][0] for share in shares], theirs)
+            theirs.close()
+            self.owners.append(ours)
+        for share in shares:
             ours, theirs = multiprocessing.Pipe()
-            proc = multiprocessing.Process(target=_serve, args=(theirs,), daemon=True)
-            proc.start()
+            self._start(_parse, theirs, [writer for _, writer in share])
             theirs.close()
             self.conns.append(ours)
-            self.procs.append(proc)
+        for share in shares:  # the children's ends
+            for reader, writer in share:
+                reader.close()
+                writer.close()
 
-    def digested(self, jobs: list[tuple[Path, int, int, str]]) -> Iterator[ChunkKeys]:
-        """Each job's ChunkKeys, in job order: job i goes to worker i % n, read in turn."""
+    def _start(self, target: Callable, *args: object) -> None:
+        proc = multiprocessing.Process(target=target, args=args, daemon=True)
+        proc.start()
+        self.procs.append(proc)
+
+    def digested(self, jobs: list[tuple[Path, int, int, str]]) -> Iterator[tuple[ChunkKeys, np.ndarray]]:
+        """Each job's ChunkKeys (without its keys) and repeated lines, in job order."""
         n = len(self.conns)
         ahead = AHEAD_PER_PROCESS * n
         for i, job in enumerate(jobs[:ahead]):
@@ -184,33 +298,54 @@ class Workers:
                 conn.send(jobs[i + ahead])
             if isinstance(outcome, Exception):
                 raise outcome
-            yield outcome
+            yield outcome, np.concatenate([owner.recv() for owner in self.owners])
 
     def close(self) -> None:
         for conn in self.conns:
-            conn.close()  # a worker waiting for a job sees the end of its pipe and returns
+            try:
+                conn.send(None)  # the end: each parser stops, and tells the owners
+            except OSError:  # the parser is gone
+                pass
+        for conn in self.conns + self.owners:
+            conn.close()
         for proc in self.procs:
             proc.join(timeout=1)
-            if proc.is_alive():  # busy with a chunk nobody will read: an error cut the run short
+            if proc.is_alive():  # an error cut the run short: busy with a chunk nobody will read, or waiting
                 proc.terminate()
                 proc.join()
 
 
-def kept_ranges(chunk: ChunkKeys, seen: set[bytes]) -> tuple[list[tuple[int, int]], int]:
-    """The byte ranges of the chunk to write, and how many lines they hold; the keys go into `seen`.
+def _serial(jobs: list[tuple[Path, int, int, str]]) -> Iterator[tuple[ChunkKeys, np.ndarray]]:
+    """What Workers.digested gives, in this process."""
+    seen: set[bytes] = set()
+    for job in jobs:
+        chunk = _digest_job(job)
+        yield chunk, repeats(chunk.keys, chunk.lines, seen)
 
-    The chunk is written whole but for its dropped lines and the lines whose key an earlier chunk
-    had: the ranges between those. C-level set, map and compress passes only: at ten million lines,
-    a Python step a line would cost as much as the workers' parsing.
+
+def kept_ranges(chunk: ChunkKeys, repeated: np.ndarray) -> tuple[list[tuple[int, int]], int]:
+    """The byte ranges of the chunk to write, and how many lines they hold.
+
+    The chunk is written whole but for the lines without a key of their own in it (blank, unreadable,
+    not an example, a repeat) and the `repeated` lines, whose key an earlier chunk had: the runs of
+    lines between those. numpy passes only: at ten million lines, a Python step a line would cost as
+    much as the workers' parsing.
     """
-    # isdisjoint first: a C loop without a call a key; a chunk with no repeat needs nothing more.
-    repeats = [] if seen.isdisjoint(chunk.keys) else list(compress(chunk.lines, map(seen.__contains__, chunk.keys)))
-    seen.update(chunk.keys)
-    cuts = sorted([*chunk.dropped, *repeats]) if repeats else chunk.dropped
-    offsets = chunk.offsets
-    starts = [0, *map(offsets.__getitem__, map((1).__add__, cuts))]  # after each cut line
-    ends = [*map(offsets.__getitem__, cuts), offsets[-1]]  # before the next one
-    return list(compress(zip(starts, ends), map(operator.lt, starts, ends))), len(chunk.keys) - len(repeats)
+    ends = chunk.ends
+    if len(chunk.lines) == len(ends) and not repeated.size:  # every line is kept (almost always)
+        return [(0, int(ends[-1]))], len(ends)
+    keep = np.zeros(len(ends), bool)
+    keep[chunk.lines] = True
+    keep[repeated] = False
+    kept = np.flatnonzero(keep)
+    if not kept.size:
+        return [], 0
+    # Runs of consecutive line numbers, each written as one range: from its first line's start (the
+    # end of the line before it) to its last line's end.
+    breaks = np.flatnonzero(np.diff(kept) != 1)
+    first, last = kept[np.concatenate(([0], breaks + 1))], kept[np.concatenate((breaks, [kept.size - 1]))]
+    starts = np.where(first > 0, ends[first - 1], 0)
+    return list(zip(starts.tolist(), ends[last].tolist())), int(kept.size)
 
 
 class Output:
@@ -277,11 +412,10 @@ def dedup(paths: list[Path], out: Path, key: str = "example", show_progress: boo
         with hold_output(out, "dedup"), atomic_output(out) as sink, tqdm(
             total=total, unit="B", unit_scale=True, desc="dedup", disable=None if show_progress else True
         ) as bar:
-            digested = workers.digested(jobs) if workers else map(_digest_job, jobs)
+            digested = workers.digested(jobs) if workers else _serial(jobs)
             output = Output(sink)
-            seen: set[bytes] = set()
-            for (path, start, end, _), chunk in zip(jobs, digested):
-                ranges, kept = kept_ranges(chunk, seen)
+            for (path, start, end, _), (chunk, repeated) in zip(jobs, digested):
+                ranges, kept = kept_ranges(chunk, repeated)
                 result.read += chunk.read
                 result.unreadable += chunk.unreadable
                 result.not_examples += chunk.not_examples
@@ -297,4 +431,5 @@ def dedup(paths: list[Path], out: Path, key: str = "example", show_progress: boo
     finally:
         if workers is not None:
             workers.close()
+        _chunk.clear()  # read here when there are no workers
     return result

@@ -192,6 +192,66 @@ def test_chunks_and_workers_never_change_what_is_written(workdir, key):
             assert (result, out.read_bytes()) == (expected, text), (chunk_bytes, processes)
 
 
+def object_lines_files(folder):
+    """Files whose every line is `{...}` (so each chunk is parsed whole, not a line at a time), with
+    lines that only look like one object each, escapes, unicode, and one key written several ways."""
+    q = json.dumps(example("q", "p", id=0)).encode()
+    same_key = [  # one key: fields in another order, an escape, spaces, a nested "query", a field twice
+        b'{"positive": "p", "negative": "n", "query": "q", "kind": "short-long", "id": 1}',
+        rb'{"kind":"short-long","query":"\u0071","positive":"p","negative":"n"}',
+        b'{ "id": {"nested": {"query": "other"}}, "kind" : "short-long" , "query":"q","positive":"p","negative":"n" }',
+        b'{"kind":"short-long","query":"q","positive":"p","negative":"n","query":"q"}',
+    ]
+    unicode = [  # unicode raw and escaped (one key), \/ and /, a null and an absent negative
+        json.dumps(example("caf\u00e9 \u2028 \U0001f600 \"quoted\" back\\slash\ttab\nnewline"), ensure_ascii=False).encode(),
+        json.dumps(example("caf\u00e9 \u2028 \U0001f600 \"quoted\" back\\slash\ttab\nnewline")).encode(),  # the same, escaped
+        b'{"kind":"sts","query":"a\\/b","positive":"p"}',
+        b'{"kind":"sts","query":"a/b","positive":"p","negative":null}',
+    ]
+    not_one_each = [
+        q + b" " + q,  # two objects on one line
+        q + q,
+        b'{"kind":"sts","query":"q","positive":"p","x":{}',  # an object cut in two lines, ...
+        b'{"y":1}}',  # ... each ending in } and starting with {
+        b'{"kind":"sts",\r"query":"q3","positive":"p"}',  # a \r alone ends a line too: two lines
+        b'{"kind": 1, "query": "q", "positive": "p"}',  # JSON, not an example
+        b'{"kind":"sts","query":"\xff","positive":"p"}',  # not UTF-8 in a key field
+        b'{"kind":"sts","query":"ok","positive":"p","other":"\xff"}',  # ... and in another field
+        b'{"kind":"sts","query":"q2","positive":"p"} ',  # a space after the object
+    ]
+    # Valid JSON only read whole: a value over two lines (the second not starting with {) beside two
+    # values on one line, as many values as lines.
+    spanning = [q + b" " + q, b'{"kind":"sts","query":"q4","positive":"p","x":{}', b',"y":1}']
+    folder.mkdir()
+    groups = [same_key + [q], unicode, not_one_each + same_key, [q] * 3 + unicode, spanning]
+    paths = []
+    for n, lines in enumerate(groups):
+        (folder / f"sub{n % 2}").mkdir(exist_ok=True)
+        paths.append(folder / f"sub{n % 2}" / f"{n}.jsonl")
+        paths[-1].write_bytes(b"".join(line + b"\n" for line in lines))
+    return paths
+
+
+@pytest.mark.parametrize("key,lines_a_parse", [("example", 1000), ("query", 1000), ("example", 2)])
+def test_whole_chunk_parse_gives_the_line_at_a_time_rule(workdir, monkeypatch, key, lines_a_parse):
+    monkeypatch.setattr(dedup_module, "LINES_A_PARSE", lines_a_parse)  # 2: a chunk is parsed in pieces
+    paths = object_lines_files(workdir / "in")
+    expected, text = reference(paths, key)
+    assert expected.unreadable == 8 and expected.not_examples == 3 and expected.removed > 15
+    with monkeypatch.context() as patch:
+        patch.setattr(dedup_module, "_decode_key", None)  # the first two files are parsed whole
+        assert [len(digest_chunk(path.read_bytes(), key).keys) for path in paths[:2]] == [1, 2]
+    folders = [workdir / "in" / "sub0", workdir / "in" / "sub1"]
+    expected_folders = reference(sorted(folders[0].glob("*.jsonl")) + sorted(folders[1].glob("*.jsonl")), key)
+    for chunk_bytes in (1, 50, 200, 700, CHUNK_BYTES):
+        for processes in (1, 2):
+            out = workdir / f"out-{chunk_bytes}-{processes}.jsonl"
+            result = dedup(paths, out, key, show_progress=False, processes=processes, chunk_bytes=chunk_bytes)
+            assert (result, out.read_bytes()) == (expected, text), (chunk_bytes, processes)
+            result = dedup(folders, out, key, show_progress=False, processes=processes, chunk_bytes=chunk_bytes)
+            assert (result, out.read_bytes()) == expected_folders, (chunk_bytes, processes)
+
+
 def test_line_ends_are_kept_as_they_are(workdir):
     path = workdir / "in.jsonl"
     one, two = json.dumps(example("q1")).encode(), json.dumps(example("q2")).encode()
