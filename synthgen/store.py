@@ -677,14 +677,7 @@ def read_results(path: Path) -> Iterator[Optional[BatchResult]]:
     """Each line of a results file (a batch's output or error file, or vllm run-batch's output) as a
     result, None for a line that is none (a torn last line of a run that was killed, say). The file
     is the user's or the provider's: it is read, never cut."""
-    with open(path, "rb") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            try:
-                yield _result_decoder.decode(line)
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                yield None
+    return decoded_lines(path, _result_decoder)
 
 
 # -- dedup keys --------------------------------------------------------------------------------------
@@ -1233,6 +1226,12 @@ def run_files_beside(path: Path) -> tuple[Optional[Manifest], Optional[Path]]:
 def records_of(path: Path, decoder: Any) -> Iterator[Any]:
     """Each line of a file that decodes as the decoder's record; other lines are passed over. For
     reading what another command wrote (a report reads, never cuts a torn line: ledger_records does)."""
+    return (record for record in decoded_lines(path, decoder) if record is not None)
+
+
+def decoded_lines(path: Path, decoder: Any) -> Iterator[Optional[Any]]:
+    """Each non-blank line of a file decoded, None for one that is not the decoder's record; read,
+    never cut."""
     with open(path, "rb") as f:
         for line in f:
             if not line.strip():
@@ -1240,7 +1239,7 @@ def records_of(path: Path, decoder: Any) -> Iterator[Any]:
             try:
                 yield decoder.decode(line)
             except (msgspec.DecodeError, msgspec.ValidationError):
-                continue
+                yield None
 
 
 def read_rejects(path: Path) -> Iterator[Reject]:
