@@ -83,11 +83,20 @@ class ChunkKeys(NamedTuple):
     """A chunk of lines, digested: what the writer needs to know of it, without its text."""
 
     digests: bytes  # the 16-byte digest of each example's key, in line order
-    lines: np.ndarray  # the number of the line each digest is of (int64)
-    ends: np.ndarray  # where each line ends in the chunk (int64): line i is ends[i - 1]:ends[i]
+    lines: Optional[np.ndarray]  # the number of the line each digest is of; None: one a line, every line
+    ends: np.ndarray  # where each line ends in the chunk: line i is ends[i - 1]:ends[i]
     read: int  # lines that are not blank
     unreadable: int
     not_examples: int
+
+    @classmethod
+    def of(cls, digests: bytes, lines: np.ndarray, ends: np.ndarray, read: int, unreadable: int = 0,
+           not_examples: int = 0) -> "ChunkKeys":
+        """Packed small for the pipe to the writer: no line numbers where every line has a digest (the
+        usual case), line ends as int32 where they fit."""
+        packed_lines = None if len(lines) == len(ends) else lines  # line numbers ascend: then 0, 1, 2, ...
+        packed_ends = ends.astype(np.int32) if ends.size and ends[-1] < 2**31 else ends
+        return cls(digests, packed_lines, packed_ends, read, unreadable, not_examples)
 
 
 def _field_names(key: str) -> list[str]:
@@ -153,7 +162,7 @@ def _compiled_chunk(data: Chunk, key: str) -> ChunkKeys:
             order = np.argsort(np.concatenate([lines, more_lines]), kind="stable")
             lines = np.concatenate([lines, more_lines])[order]
             digests = np.frombuffer(digests + b"".join(more_digests), "V16")[order].tobytes()
-    return ChunkKeys(digests, lines, ends, len(ends) - blank, unreadable, not_examples)
+    return ChunkKeys.of(digests, lines, ends, len(ends) - blank, unreadable, not_examples)
 
 
 def _python_chunk(data: Chunk, key: str) -> ChunkKeys:
@@ -172,7 +181,7 @@ def _python_chunk(data: Chunk, key: str) -> ChunkKeys:
         except _UNDECODABLE:  # a torn line or one that is not an example: looked at one by one
             digests = []
         if len(digests) == len(ends):  # each line holds a value at least: as many as lines, one each
-            return ChunkKeys(b"".join(digests), np.arange(len(ends)), ends, len(ends), 0, 0)
+            return ChunkKeys.of(b"".join(digests), np.arange(len(ends)), ends, len(ends))
     lines = bytes(data).splitlines(keepends=True)
     numbers, digests = [], []
     blank = unreadable = not_examples = 0
@@ -190,8 +199,8 @@ def _python_chunk(data: Chunk, key: str) -> ChunkKeys:
             numbers.append(number)
             digests.append(xxhash.xxh3_128_digest(_encode(fields(record))))
     ends = np.cumsum(np.fromiter(map(len, lines), np.int64, len(lines)))
-    return ChunkKeys(b"".join(digests), np.array(numbers, np.int64), ends, len(lines) - blank, unreadable,
-                     not_examples)
+    return ChunkKeys.of(b"".join(digests), np.array(numbers, np.int64), ends, len(lines) - blank, unreadable,
+                        not_examples)
 
 
 def _object_line_ends(data: Chunk) -> Optional[np.ndarray]:
@@ -250,6 +259,14 @@ class _Mapped:
         return cls.view[start:end]
 
     @classmethod
+    def done(cls, start: int, end: int) -> None:
+        """The chunk is digested: its pages leave this process (the page cache keeps them), so that its
+        memory stays a chunk or two, not the file."""
+        if cls.map is not None and hasattr(mmap, "MADV_DONTNEED"):
+            start -= start % mmap.PAGESIZE
+            cls.map.madvise(mmap.MADV_DONTNEED, start, end - start)
+
+    @classmethod
     def close(cls) -> None:
         if cls.view is not None:
             cls.view.release()
@@ -259,7 +276,10 @@ class _Mapped:
 
 
 def _digest_job(job: Job) -> ChunkKeys:
-    return digest_chunk(_Mapped.chunk(job.path, job.start, job.end), job.key, job.compiled)
+    with _Mapped.chunk(job.path, job.start, job.end) as chunk:
+        digested = digest_chunk(chunk, job.key, job.compiled)
+    _Mapped.done(job.start, job.end)
+    return digested
 
 
 def _parse(jobs: Connection) -> None:
@@ -326,16 +346,15 @@ class Workers:
 def kept_ranges(chunk: ChunkKeys, repeated: np.ndarray) -> tuple[list[tuple[int, int]], int]:
     """The byte ranges of the chunk to write, and how many lines they hold.
 
-    The chunk is written whole but for the lines without a key of their own in it (blank, unreadable,
-    not an example, a repeat) and the `repeated` lines, whose key an earlier chunk had: the runs of
-    lines between those. numpy passes only: at ten million lines, a Python step a line would cost as
-    much as the workers' parsing.
+    The chunk is written whole but for the lines without a key (blank, unreadable, not an example)
+    and the `repeated` lines, whose key an earlier line had: the runs of lines between those. numpy
+    passes only: at ten million lines, a Python step a line would cost as much as the parsing.
     """
     ends = chunk.ends
-    if len(chunk.lines) == len(ends) and not repeated.size:  # every line is kept (almost always)
+    if chunk.lines is None and not repeated.size:  # every line is kept (almost always)
         return [(0, int(ends[-1]))], len(ends)
     keep = np.zeros(len(ends), bool)
-    keep[chunk.lines] = True
+    keep[slice(None) if chunk.lines is None else chunk.lines] = True
     keep[repeated] = False
     kept = np.flatnonzero(keep)
     if not kept.size:
@@ -421,7 +440,8 @@ def dedup(paths: list[Path], out: Path, key: str = "example", show_progress: boo
             digested = workers.digested(jobs) if workers else map(_digest_job, jobs)
             output = Output(sink)
             for job, chunk in zip(jobs, digested):
-                ranges, kept = kept_ranges(chunk, chunk.lines[seen.repeats(chunk.digests)])
+                repeats = seen.repeats(chunk.digests)
+                ranges, kept = kept_ranges(chunk, repeats if chunk.lines is None else chunk.lines[repeats])
                 result.read += chunk.read
                 result.unreadable += chunk.unreadable
                 result.not_examples += chunk.not_examples

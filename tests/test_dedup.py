@@ -256,7 +256,7 @@ def test_whole_chunk_parse_gives_the_line_at_a_time_rule(workdir, monkeypatch, k
         # null are read in C, none left to msgspec.
         patch.setattr(dedup_module, "_decode_key", None)
         chunks = [digest_chunk(path.read_bytes(), key, compiled) for path in (paths[1:2] if compiled else paths[:2])]
-        assert [(len(c.lines), distinct(c.digests)) for c in chunks] == ([(4, 2)] if compiled else [(5, 1), (4, 2)])
+        assert [(len(c.digests) // 16, distinct(c.digests)) for c in chunks] == ([(4, 2)] if compiled else [(5, 1), (4, 2)])
     folders = [workdir / "in" / "sub0", workdir / "in" / "sub1"]
     expected_folders = reference(sorted(folders[0].glob("*.jsonl")) + sorted(folders[1].glob("*.jsonl")), key)
     for chunk_bytes in (1, 50, 200, 700, CHUNK_BYTES):
@@ -352,7 +352,7 @@ def test_the_compiled_digest_is_murmur3_x64_128():
 
 
 @pytest.mark.parametrize("key", ["example", "query"])
-def test_the_compiled_scan_digests_canonical_keys(key):
+def test_the_compiled_scan_digests_canonical_keys(key, monkeypatch):
     """A line the scan reads itself gets the digest of its field values' canonical bytes, as a line
     left to msgspec does: escapes, surrogate pairs, raw unicode, a null or absent negative."""
     values = [("sts", "q", "p", None), ("sts", 'a "quoted" \\ back\tslash\n\u2028 caf\u00e9 \U0001f600', "p", "n"),
@@ -361,8 +361,9 @@ def test_the_compiled_scan_digests_canonical_keys(key):
     for kind, query, positive, negative in values:
         record = example(query, positive, negative, kind=kind, id=[1, {"x": None}])
         lines += [json.dumps(record).encode(), json.dumps(record, ensure_ascii=False).encode()]
+    monkeypatch.setattr(dedup_module, "_decode_key", None)  # none left to msgspec
     chunk = digest_chunk(b"\n".join(lines), key, compiled=True)
-    assert chunk.lines.tolist() == list(range(len(lines)))  # none left to msgspec
+    assert chunk.lines is None  # a digest a line
     names = 4 if key == "example" else 2
     expected = [dedup_native.digest(canonical_key(v[:names])) for v in values for _ in (1, 2)]
     assert chunk.digests == b"".join(expected)
