@@ -9,7 +9,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from hatchling.builders.hooks.plugin.interface import BuildHookInterface
+try:
+    from hatchling.builders.hooks.plugin.interface import BuildHookInterface
+except ImportError:  # run as a script (python hatch_build.py), where hatchling need not be installed
+    BuildHookInterface = object
 
 MODULE, SOURCE = "synthgen._dedup_native", "synthgen/_dedup_native.c"
 
