@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import IO, Callable, Iterator, NamedTuple, Optional, Sequence, Union
+from typing import IO, Callable, Iterable, Iterator, NamedTuple, Optional, Sequence, Union
 
 import msgspec
 import numpy as np
@@ -147,17 +147,9 @@ def _compiled_chunk(data: Chunk, key: str) -> ChunkKeys:
     unreadable = not_examples = 0
     if left:
         fields = operator.attrgetter(*names)
-        more_lines, more_digests = [], []
-        for number in np.frombuffer(left, np.int64).tolist():
-            try:
-                record = _decode_key(data[ends[number - 1] if number else 0:ends[number]])
-            except msgspec.ValidationError:
-                not_examples += 1
-            except _UNDECODABLE:
-                unreadable += 1
-            else:
-                more_lines.append(number)
-                more_digests.append(native.digest(canonical_key(fields(record))))  # type: ignore[union-attr]
+        numbered = ((n, data[ends[n - 1] if n else 0:ends[n]]) for n in np.frombuffer(left, np.int64).tolist())
+        more_lines, more_digests, unreadable, not_examples = _read_one_by_one(
+            numbered, lambda record: native.digest(canonical_key(fields(record))))  # type: ignore[union-attr]
         if more_lines:  # into line order
             order = np.argsort(np.concatenate([lines, more_lines]), kind="stable")
             lines = np.concatenate([lines, more_lines])[order]
@@ -183,12 +175,20 @@ def _python_chunk(data: Chunk, key: str) -> ChunkKeys:
         if len(digests) == len(ends):  # each line holds a value at least: as many as lines, one each
             return ChunkKeys.of(b"".join(digests), np.arange(len(ends)), ends, len(ends))
     lines = bytes(data).splitlines(keepends=True)
+    numbered = [(number, line) for number, line in enumerate(lines) if not line.isspace()]
+    numbers, digests, unreadable, not_examples = _read_one_by_one(
+        numbered, lambda record: xxhash.xxh3_128_digest(_encode(fields(record))))
+    ends = np.cumsum(np.fromiter(map(len, lines), np.int64, len(lines)))
+    return ChunkKeys.of(b"".join(digests), np.array(numbers, np.int64), ends, len(numbered), unreadable, not_examples)
+
+
+def _read_one_by_one(numbered: Iterable[tuple[int, Chunk]], digest: Callable[[_Key], bytes]
+                     ) -> tuple[list[int], list[bytes], int, int]:
+    """msgspec reads each (number, line), as the rule has it: the numbers and digests of the examples'
+    lines, and how many lines were unreadable and how many not examples."""
     numbers, digests = [], []
-    blank = unreadable = not_examples = 0
-    for number, line in enumerate(lines):
-        if line.isspace():
-            blank += 1
-            continue
+    unreadable = not_examples = 0
+    for number, line in numbered:
         try:
             record = _decode_key(line)
         except msgspec.ValidationError:
@@ -197,10 +197,8 @@ def _python_chunk(data: Chunk, key: str) -> ChunkKeys:
             unreadable += 1
         else:
             numbers.append(number)
-            digests.append(xxhash.xxh3_128_digest(_encode(fields(record))))
-    ends = np.cumsum(np.fromiter(map(len, lines), np.int64, len(lines)))
-    return ChunkKeys.of(b"".join(digests), np.array(numbers, np.int64), ends, len(lines) - blank, unreadable,
-                        not_examples)
+            digests.append(digest(record))
+    return numbers, digests, unreadable, not_examples
 
 
 def _object_line_ends(data: Chunk) -> Optional[np.ndarray]:
