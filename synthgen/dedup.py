@@ -1,22 +1,22 @@
 """Exact-string dedup over JSONL files and folders, streaming and on every core.
 
 Memory grows with the number of distinct keys (a 16-byte digest each), never with file size.
-Parser processes read, parse and hash chunks of lines (the costly part), find the repeats inside a
-chunk and say where each line ends; owner processes each keep the keys of one share of the digest
-space and tell which lines repeat a key of an earlier chunk; this process drops those and writes the
-rest of each chunk as it stands, in input order: it never splits a chunk into lines. A chunk's line
-ends and numbers travel as numpy arrays, so that no step here costs a Python call a line.
+Parser processes read chunks of lines and digest each line's key (the costly part: compiled where it
+could be built, synthgen/_dedup_native.c, else msgspec) and say where each line ends; this process
+keeps the digests seen, drops the lines that repeat a key and writes the rest of each chunk as it
+stands, in input order: it never splits a chunk into lines. A chunk's digests travel as one bytes
+object and its line ends and numbers as numpy arrays, so that no step here costs a Python call a line.
 """
 
 import errno
-import itertools
+import mmap
 import multiprocessing
 import operator
 import os
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import IO, Callable, Iterator, NamedTuple, Optional, Sequence, Union
+from typing import IO, Callable, Iterable, Iterator, NamedTuple, Optional, Sequence, Union
 
 import msgspec
 import numpy as np
@@ -25,6 +25,8 @@ from tqdm import tqdm
 
 from synthgen.errors import BadInput
 from synthgen.files import atomic_output
+from synthgen.native import dedup_native as native
+from synthgen.seen_digests import seen_digests
 from synthgen.store import KEYS, ExampleKey, hold_output, input_files, key_fields
 
 CHUNK_BYTES = 4 << 20
@@ -34,9 +36,12 @@ PARALLEL_FROM_BYTES = 64 << 20
 KERNEL_COPY_FROM = 4 << 10
 # Jobs a worker is given ahead of the one being read: enough to keep it busy, few enough that
 # digested chunks never pile up in memory.
-AHEAD_PER_PROCESS = 2
-# Lines of a chunk parsed in one call when each line is one object (digest_chunk).
+AHEAD_PER_PROCESS = 6
+# Lines of a chunk parsed in one msgspec call when each line is one object (the pure-Python path).
 LINES_A_PARSE = 1000
+
+
+Chunk = Union[bytes, bytearray, memoryview]  # whole lines
 
 
 class _Key(ExampleKey, gc=False):
@@ -51,8 +56,9 @@ _decode_lines = msgspec.json.Decoder(_Key).decode_lines
 _encode = msgspec.json.Encoder().encode
 # What copy_file_range answers where it cannot copy between these two files.
 _NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL}
-_UNDECODABLE = (msgspec.DecodeError, UnicodeDecodeError)  # not JSON, not UTF-8, or not an example
-_NEWLINE, _OPEN, _CLOSE = ord("\n"), ord("{"), ord("}")
+# Not JSON, not UTF-8, nested past msgspec's depth, or not an example.
+_UNDECODABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+_NEWLINE, _RETURN, _OPEN, _CLOSE = ord("\n"), ord("\r"), ord("{"), ord("}")
 
 
 @dataclass
@@ -65,28 +71,93 @@ class DedupResult:
     not_examples: int = 0  # JSON lines without the fields of a stored example
 
 
+class Job(NamedTuple):
+    path: Path
+    start: int
+    end: int
+    key: str
+    compiled: bool  # digested by the compiled module (else msgspec)
+
+
 class ChunkKeys(NamedTuple):
     """A chunk of lines, digested: what the writer needs to know of it, without its text."""
 
-    keys: list[bytes]  # the 16-byte digest of each key in the chunk, in the order of its first line
-    lines: np.ndarray  # the number of that first line in the chunk
-    ends: np.ndarray  # where each line ends in the chunk (int64): line i is ends[i - 1]:ends[i]
+    digests: bytes  # the 16-byte digest of each example's key, in line order
+    lines: Optional[np.ndarray]  # the number of the line each digest is of; None: one a line, every line
+    ends: np.ndarray  # where each line ends in the chunk: line i is ends[i - 1]:ends[i]
     read: int  # lines that are not blank
     unreadable: int
     not_examples: int
 
+    @classmethod
+    def of(cls, digests: bytes, lines: np.ndarray, ends: np.ndarray, read: int, unreadable: int = 0,
+           not_examples: int = 0) -> "ChunkKeys":
+        """Packed small for the pipe to the writer: no line numbers where every line has a digest (the
+        usual case), line ends as int32 where they fit."""
+        packed_lines = None if len(lines) == len(ends) else lines  # line numbers ascend: then 0, 1, 2, ...
+        packed_ends = ends.astype(np.int32) if ends.size and ends[-1] < 2**31 else ends
+        return cls(digests, packed_lines, packed_ends, read, unreadable, not_examples)
+
+
+def _field_names(key: str) -> list[str]:
+    """The key's fields as store.key_fields lists them (store stays the one place that says what a key is)."""
+    return key_fields(ExampleKey(kind="kind", query="query", positive="positive", negative="negative"), key)  # type: ignore[return-value]
+
 
 def _fields_of(key: str) -> Callable[[ExampleKey], tuple]:
-    """The key's fields as store.key_fields lists them (store stays the one place that says what a key
-    is), as a tuple: it encodes as the same JSON array, so digests are store.example_digest's."""
-    names = key_fields(ExampleKey(kind="kind", query="query", positive="positive", negative="negative"), key)
+    """The key's fields as a tuple: it encodes as the same JSON array, so digests are store.example_digest's."""
+    names = _field_names(key)
     if tuple(names) == ExampleKey.__struct_fields__:  # every field, in order: astuple, twice as fast
         return msgspec.structs.astuple
     return operator.attrgetter(*names)  # type: ignore[arg-type]
 
 
-def digest_chunk(data: Union[bytes, bytearray], key: str) -> ChunkKeys:
-    """Parse and hash a chunk of whole lines."""
+def canonical_key(values: Sequence[Optional[str]]) -> bytes:
+    """The bytes the compiled path digests a key's field values from: per field 0x00 for null, or 0x01,
+    the UTF-8 length as 8 bytes little-endian and the UTF-8 text (no text makes two keys alike).
+    _dedup_native.c writes the same bytes; the pure-Python path digests msgspec's JSON of the values
+    instead, as quick there (one run never mixes the two)."""
+    parts = []
+    for value in values:
+        if value is None:
+            parts.append(b"\x00")
+        else:
+            text = value.encode("utf-8", "surrogatepass")
+            parts.append(b"\x01" + len(text).to_bytes(8, "little") + text)
+    return b"".join(parts)
+
+
+def digest_chunk(data: Chunk, key: str, compiled: Optional[bool] = None) -> ChunkKeys:
+    """Split a chunk of whole lines and digest each example's key: compiled where the module was built
+    (or `compiled` says so), else with msgspec."""
+    if compiled is None:
+        compiled = native is not None
+    return _compiled_chunk(data, key) if compiled else _python_chunk(data, key)
+
+
+def _compiled_chunk(data: Chunk, key: str) -> ChunkKeys:
+    """The compiled scan digests every line it is sure of; msgspec reads the others (rare: a field
+    written twice, a lone surrogate, a line that is not JSON or not an example), each as the pure-Python
+    path would, so that both paths keep the same lines."""
+    names = _field_names(key)
+    if tuple(names) != ExampleKey.__struct_fields__[:len(names)]:  # the scan takes the first fields, in order
+        raise ValueError(f"the {key} key is not the first fields of ExampleKey")
+    found, numbers, digests, left, blank = native.scan(data, len(names))  # type: ignore[union-attr]
+    ends, lines = np.frombuffer(found, np.int64), np.frombuffer(numbers, np.int64)
+    unreadable = not_examples = 0
+    if left:
+        fields = operator.attrgetter(*names)
+        numbered = ((n, data[ends[n - 1] if n else 0:ends[n]]) for n in np.frombuffer(left, np.int64).tolist())
+        more_lines, more_digests, unreadable, not_examples = _read_one_by_one(
+            numbered, lambda record: native.digest(canonical_key(fields(record))))  # type: ignore[union-attr]
+        if more_lines:  # into line order
+            order = np.argsort(np.concatenate([lines, more_lines]), kind="stable")
+            lines = np.concatenate([lines, more_lines])[order]
+            digests = np.frombuffer(digests + b"".join(more_digests), "V16")[order].tobytes()
+    return ChunkKeys.of(digests, lines, ends, len(ends) - blank, unreadable, not_examples)
+
+
+def _python_chunk(data: Chunk, key: str) -> ChunkKeys:
     fields = _fields_of(key)
     ends = _object_line_ends(data)
     if ends is not None:  # one object a line (almost always): parsed a thousand lines a C call
@@ -102,16 +173,22 @@ def digest_chunk(data: Union[bytes, bytearray], key: str) -> ChunkKeys:
         except _UNDECODABLE:  # a torn line or one that is not an example: looked at one by one
             digests = []
         if len(digests) == len(ends):  # each line holds a value at least: as many as lines, one each
-            if len(set(digests)) == len(digests):  # no key twice in the chunk (a set is quicker to tell)
-                return ChunkKeys(digests, np.arange(len(ends)), ends, len(ends), 0, 0)
-            return ChunkKeys(*_first_lines(digests, range(len(digests))), ends, len(ends), 0, 0)
+            return ChunkKeys.of(b"".join(digests), np.arange(len(ends)), ends, len(ends))
     lines = bytes(data).splitlines(keepends=True)
+    numbered = [(number, line) for number, line in enumerate(lines) if not line.isspace()]
+    numbers, digests, unreadable, not_examples = _read_one_by_one(
+        numbered, lambda record: xxhash.xxh3_128_digest(_encode(fields(record))))
+    ends = np.cumsum(np.fromiter(map(len, lines), np.int64, len(lines)))
+    return ChunkKeys.of(b"".join(digests), np.array(numbers, np.int64), ends, len(numbered), unreadable, not_examples)
+
+
+def _read_one_by_one(numbered: Iterable[tuple[int, Chunk]], digest: Callable[[_Key], bytes]
+                     ) -> tuple[list[int], list[bytes], int, int]:
+    """msgspec reads each (number, line), as the rule has it: the numbers and digests of the examples'
+    lines, and how many lines were unreadable and how many not examples."""
     numbers, digests = [], []
-    blank = unreadable = not_examples = 0
-    for number, line in enumerate(lines):
-        if line.isspace():
-            blank += 1
-            continue
+    unreadable = not_examples = 0
+    for number, line in numbered:
         try:
             record = _decode_key(line)
         except msgspec.ValidationError:
@@ -120,12 +197,11 @@ def digest_chunk(data: Union[bytes, bytearray], key: str) -> ChunkKeys:
             unreadable += 1
         else:
             numbers.append(number)
-            digests.append(xxhash.xxh3_128_digest(_encode(fields(record))))
-    ends = np.cumsum(np.fromiter(map(len, lines), np.int64, len(lines)))
-    return ChunkKeys(*_first_lines(digests, numbers), ends, len(lines) - blank, unreadable, not_examples)
+            digests.append(digest(record))
+    return numbers, digests, unreadable, not_examples
 
 
-def _object_line_ends(data: Union[bytes, bytearray]) -> Optional[np.ndarray]:
+def _object_line_ends(data: Chunk) -> Optional[np.ndarray]:
     """Where each line ends, if the chunk starts with `{` and each line break is a bare \\n between
     a `}` and a `{`; else None.
 
@@ -134,24 +210,14 @@ def _object_line_ends(data: Union[bytes, bytearray]) -> Optional[np.ndarray]:
     would be escaped, in an array or object a comma or colon would stand between), so no value spans
     two lines, and as many values as lines means one a line, the values the lines give one by one.
     """
-    if data[:1] != b"{" or b"\r" in data:  # a \r alone ends a line too (bytes.splitlines)
-        return None
     buf = np.frombuffer(data, np.uint8)
+    if data[:1] != b"{" or (buf == _RETURN).any():  # a \r alone ends a line too (bytes.splitlines)
+        return None
     newlines = np.flatnonzero(buf == _NEWLINE)
     if not (buf[newlines - 1] == _CLOSE).all() or not (buf[newlines[:-1] + 1] == _OPEN).all():
         return None
     ends = newlines + 1
     return ends if ends.size and ends[-1] == len(data) else np.append(ends, len(data))  # a last line may lack its newline
-
-
-def _first_lines(digests: list[bytes], numbers: Sequence[int]) -> tuple[list[bytes], np.ndarray]:
-    """Each key's first line: digests and line numbers, in line order."""
-    if len(set(digests)) < len(digests):  # a key repeats in the chunk (rarely: a set is quicker to tell)
-        # Filled from the end, so each key's earliest position is written last.
-        first = dict(zip(reversed(digests), range(len(digests) - 1, -1, -1)))
-        positions = sorted(first.values())
-        digests, numbers = list(map(digests.__getitem__, positions)), list(map(numbers.__getitem__, positions))
-    return digests, np.array(numbers, np.int64)
 
 
 def chunks(path: Path, size: int) -> Iterator[tuple[int, int]]:
@@ -167,126 +233,87 @@ def chunks(path: Path, size: int) -> Iterator[tuple[int, int]]:
             start = end
 
 
-# Each process reads every chunk into this one buffer: a new 4 MB bytes object a chunk costs the
-# kernel as much in faulting its pages in as the copy itself.
-_chunk = bytearray()
+class _Mapped:
+    """The file this process reads chunks of, mapped into memory: the chunks are read where the page
+    cache holds them, not copied out first (that copy cost the parsers as much as the compiled scan)."""
+
+    path: Optional[Path] = None
+    view: Optional[memoryview] = None
+    map: Optional[mmap.mmap] = None
+
+    @classmethod
+    def chunk(cls, path: Path, start: int, end: int) -> memoryview:
+        """The chunk's bytes: valid until the next file is read."""
+        if path != cls.path:
+            cls.close()
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size:  # an empty file cannot be mapped
+                    cls.map = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ)
+                    cls.view = memoryview(cls.map)
+            cls.path = path
+        if cls.view is None or end > len(cls.view):
+            raise BadInput(f"{path} was cut short while dedup read it")
+        return cls.view[start:end]
+
+    @classmethod
+    def done(cls, start: int, end: int) -> None:
+        """The chunk is digested: its pages leave this process (the page cache keeps them), so that its
+        memory stays a chunk or two, not the file."""
+        if cls.map is not None and hasattr(mmap, "MADV_DONTNEED"):
+            start -= start % mmap.PAGESIZE
+            cls.map.madvise(mmap.MADV_DONTNEED, start, end - start)
+
+    @classmethod
+    def close(cls) -> None:
+        if cls.view is not None:
+            cls.view.release()
+        if cls.map is not None:
+            cls.map.close()
+        cls.path = cls.view = cls.map = None
 
 
-def _read(path: Path, start: int, end: int) -> bytearray:
-    """The chunk's bytes, in the process's buffer: valid until the next read, and none may keep a view."""
-    size = end - start
-    del _chunk[size:]
-    _chunk.extend(bytes(size - len(_chunk)))
-    with open(path, "rb") as f, memoryview(_chunk) as view:
-        read = os.preadv(f.fileno(), [view], start)
-    del _chunk[read:]  # the file was cut short since
-    return _chunk
+def _digest_job(job: Job) -> ChunkKeys:
+    with _Mapped.chunk(job.path, job.start, job.end) as chunk:
+        digested = digest_chunk(chunk, job.key, job.compiled)
+    _Mapped.done(job.start, job.end)
+    return digested
 
 
-def _digest_job(job: tuple[Path, int, int, str]) -> ChunkKeys:
-    path, start, end, key = job
-    return digest_chunk(_read(path, start, end), key)
-
-
-def _parse(jobs: Connection, owners: list[Connection]) -> None:
-    """A parser: digest each job that comes down the pipe, send each owner its share of the chunk's
-    keys, and send back the rest of the ChunkKeys (or the error)."""
+def _parse(jobs: Connection) -> None:
+    """A parser: digest each job that comes down the pipe and send back its ChunkKeys (or the error)."""
     try:
         while (job := jobs.recv()) is not None:
             try:
-                chunk = _digest_job(job)
-                for owner, share in zip(owners, _shares(chunk, len(owners))):
-                    owner.send(share)
-                outcome: object = chunk._replace(keys=[])
+                outcome: object = _digest_job(job)
             except Exception as error:  # the reader hears of it and stops
                 outcome = error
             jobs.send(outcome)
     except (EOFError, OSError, KeyboardInterrupt):  # the reader is gone: failed, or stopped by the user
         pass
-    finally:
-        for owner in owners:
-            try:
-                owner.send(None)  # the end, however it came
-            except OSError:
-                pass
-
-
-def _shares(chunk: ChunkKeys, owners: int) -> list[tuple[list[bytes], np.ndarray]]:
-    """The chunk's keys and their line numbers, split among the owners by the first byte of the key."""
-    owner = np.frombuffer(b"".join(chunk.keys), np.uint8)[::16] % owners
-    shares = []
-    for which in range(owners):
-        mine = np.flatnonzero(owner == which)
-        shares.append((list(map(chunk.keys.__getitem__, mine.tolist())), chunk.lines[mine]))
-    return shares
-
-
-def _own(parsers: list[Connection], writer: Connection) -> None:
-    """An owner: the set of the keys of its share, fed a chunk at a time in input order (chunk i by
-    parser i % n); it answers each with the line numbers whose key an earlier chunk had."""
-    seen: set[bytes] = set()
-    try:
-        for i in itertools.count():
-            share = parsers[i % len(parsers)].recv()
-            if share is None:  # the end
-                return
-            keys, numbers = share
-            writer.send(repeats(keys, numbers, seen))
-    except (EOFError, OSError, KeyboardInterrupt):  # a parser is gone: failed, or stopped by the user
-        pass
-
-
-def repeats(keys: list[bytes], numbers: np.ndarray, seen: set[bytes]) -> np.ndarray:
-    """The numbers of the lines whose key is in `seen`; the keys go into it."""
-    # isdisjoint first: a C loop without a call a key; a chunk with no repeat needs nothing more.
-    found = None if seen.isdisjoint(keys) else np.fromiter(map(seen.__contains__, keys), bool, len(keys))
-    seen.update(keys)
-    return numbers[:0] if found is None else numbers[found]
 
 
 class Workers:
-    """Worker processes that parse chunks, and worker processes that own a share of the keys each.
+    """Worker processes that digest chunks: job i goes to worker i % n, over a pipe that the calling
+    thread alone feeds and reads, so results come back in job order.
 
-    Job i goes to parser i % n, over a pipe that the calling thread alone feeds and reads. The
-    parser sends each owner its share of the chunk's keys (by their first byte); the owner, fed in
-    input order, sends back the lines among them whose key an earlier chunk had. So the set of keys,
-    the costliest part after parsing (a cache miss a key), is spread over processes too, and each
-    holds only its share; this process only cuts and writes. Data flows one way (this process,
-    parser, owner, this process), so no two processes ever wait on each other.
-
-    Not multiprocessing.Pool: it reads results in a helper thread that must win the GIL from the
-    busy writer for each pipeful of a chunk's keys, and its workers spent more time blocked sending
-    than parsing.
+    Not multiprocessing.Pool: it reads results in a helper thread that must win the GIL from the busy
+    writer for each chunk's digests, and its workers spent more time blocked sending than parsing.
     """
 
     def __init__(self, processes: int):
-        """`processes` parsers, and as many owners."""
-        self.conns: list[Connection] = []  # to and from each parser
-        self.owners: list[Connection] = []  # from each owner
+        self.conns: list[Connection] = []
         self.procs: list[multiprocessing.Process] = []
-        shares = [[multiprocessing.Pipe(duplex=False) for _ in range(processes)] for _ in range(processes)]
-        for which in range(processes):
-            ours, theirs = multiprocessing.Pipe(duplex=False)
-            self._start(_own, [share[which][0] for share in shares], theirs)
-            theirs.close()
-            self.owners.append(ours)
-        for share in shares:
+        for _ in range(processes):
             ours, theirs = multiprocessing.Pipe()
-            self._start(_parse, theirs, [writer for _, writer in share])
+            proc = multiprocessing.Process(target=_parse, args=(theirs,), daemon=True)
+            proc.start()
             theirs.close()
             self.conns.append(ours)
-        for share in shares:  # the children's ends
-            for reader, writer in share:
-                reader.close()
-                writer.close()
+            self.procs.append(proc)
 
-    def _start(self, target: Callable, *args: object) -> None:
-        proc = multiprocessing.Process(target=target, args=args, daemon=True)
-        proc.start()
-        self.procs.append(proc)
-
-    def digested(self, jobs: list[tuple[Path, int, int, str]]) -> Iterator[tuple[ChunkKeys, np.ndarray]]:
-        """Each job's ChunkKeys (without its keys) and repeated lines, in job order."""
+    def digested(self, jobs: list[Job]) -> Iterator[ChunkKeys]:
+        """Each job's ChunkKeys, in job order."""
         n = len(self.conns)
         ahead = AHEAD_PER_PROCESS * n
         for i, job in enumerate(jobs[:ahead]):
@@ -298,44 +325,34 @@ class Workers:
                 conn.send(jobs[i + ahead])
             if isinstance(outcome, Exception):
                 raise outcome
-            yield outcome, np.concatenate([owner.recv() for owner in self.owners])
+            yield outcome
 
     def close(self) -> None:
         for conn in self.conns:
             try:
-                conn.send(None)  # the end: each parser stops, and tells the owners
-            except OSError:  # the parser is gone
+                conn.send(None)  # the end
+            except OSError:  # the worker is gone
                 pass
-        for conn in self.conns + self.owners:
             conn.close()
         for proc in self.procs:
             proc.join(timeout=1)
-            if proc.is_alive():  # an error cut the run short: busy with a chunk nobody will read, or waiting
+            if proc.is_alive():  # an error cut the run short: busy with a chunk nobody will read
                 proc.terminate()
                 proc.join()
-
-
-def _serial(jobs: list[tuple[Path, int, int, str]]) -> Iterator[tuple[ChunkKeys, np.ndarray]]:
-    """What Workers.digested gives, in this process."""
-    seen: set[bytes] = set()
-    for job in jobs:
-        chunk = _digest_job(job)
-        yield chunk, repeats(chunk.keys, chunk.lines, seen)
 
 
 def kept_ranges(chunk: ChunkKeys, repeated: np.ndarray) -> tuple[list[tuple[int, int]], int]:
     """The byte ranges of the chunk to write, and how many lines they hold.
 
-    The chunk is written whole but for the lines without a key of their own in it (blank, unreadable,
-    not an example, a repeat) and the `repeated` lines, whose key an earlier chunk had: the runs of
-    lines between those. numpy passes only: at ten million lines, a Python step a line would cost as
-    much as the workers' parsing.
+    The chunk is written whole but for the lines without a key (blank, unreadable, not an example)
+    and the `repeated` lines, whose key an earlier line had: the runs of lines between those. numpy
+    passes only: at ten million lines, a Python step a line would cost as much as the parsing.
     """
     ends = chunk.ends
-    if len(chunk.lines) == len(ends) and not repeated.size:  # every line is kept (almost always)
+    if chunk.lines is None and not repeated.size:  # every line is kept (almost always)
         return [(0, int(ends[-1]))], len(ends)
     keep = np.zeros(len(ends), bool)
-    keep[chunk.lines] = True
+    keep[slice(None) if chunk.lines is None else chunk.lines] = True
     keep[repeated] = False
     kept = np.flatnonzero(keep)
     if not kept.size:
@@ -396,34 +413,41 @@ class Output:
 
 
 def dedup(paths: list[Path], out: Path, key: str = "example", show_progress: bool = True,
-          processes: Optional[int] = None, chunk_bytes: int = CHUNK_BYTES) -> DedupResult:
+          processes: Optional[int] = None, chunk_bytes: int = CHUNK_BYTES,
+          compiled: Optional[bool] = None) -> DedupResult:
+    """Keep the first line of each key. `compiled`: digest and keep the keys with the compiled module
+    (the default where it was built) or in pure Python (the same output)."""
     if key not in KEYS:
         raise BadInput(f"--key must be one of {', '.join(KEYS)}")
     files = input_files(paths, exclude=out)
     if not files:
         raise BadInput("no JSONL file in " + ", ".join(str(p) for p in paths))
+    if compiled is None:
+        compiled = native is not None
     result = DedupResult(files=len(files))
     total = sum(f.stat().st_size for f in files)
-    jobs = [(file, start, end, key) for file in files for start, end in chunks(file, chunk_bytes)]
+    jobs = [Job(file, start, end, key, compiled) for file in files for start, end in chunks(file, chunk_bytes)]
     if processes is None:
         processes = (os.cpu_count() or 1) if total >= PARALLEL_FROM_BYTES else 1
     workers = Workers(processes) if processes > 1 else None
+    seen = seen_digests(compiled)
     try:
         with hold_output(out, "dedup"), atomic_output(out) as sink, tqdm(
             total=total, unit="B", unit_scale=True, desc="dedup", disable=None if show_progress else True
         ) as bar:
-            digested = workers.digested(jobs) if workers else _serial(jobs)
+            digested = workers.digested(jobs) if workers else map(_digest_job, jobs)
             output = Output(sink)
-            for (path, start, end, _), (chunk, repeated) in zip(jobs, digested):
-                ranges, kept = kept_ranges(chunk, repeated)
+            for job, chunk in zip(jobs, digested):
+                repeats = seen.repeats(chunk.digests)
+                ranges, kept = kept_ranges(chunk, repeats if chunk.lines is None else chunk.lines[repeats])
                 result.read += chunk.read
                 result.unreadable += chunk.unreadable
                 result.not_examples += chunk.not_examples
                 result.kept += kept
                 result.removed += chunk.read - chunk.unreadable - chunk.not_examples - kept
                 if ranges:
-                    output.write(path, start, ranges)
-                bar.update(end - start)
+                    output.write(job.path, job.start, ranges)
+                bar.update(job.end - job.start)
             if not result.kept:  # nothing was an example: a wrong, empty or binary file; nothing is written
                 names = ", ".join(str(f) for f in files)
                 raise BadInput(f"no stored example in {names} ({result.read} lines, unreadable {result.unreadable}, "
@@ -431,5 +455,5 @@ def dedup(paths: list[Path], out: Path, key: str = "example", show_progress: boo
     finally:
         if workers is not None:
             workers.close()
-        _chunk.clear()  # read here when there are no workers
+        _Mapped.close()  # read here when there are no workers
     return result

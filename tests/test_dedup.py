@@ -1,17 +1,25 @@
 import errno
 import json
 import os
+import random
 import tracemalloc
 
 from multiprocessing.connection import Connection
 
 import msgspec
+import numpy as np
 import pytest
 
 from conftest import read_jsonl
 from synthgen import dedup as dedup_module
-from synthgen.dedup import CHUNK_BYTES, DedupResult, Workers, dedup, digest_chunk
+from synthgen.dedup import CHUNK_BYTES, DedupResult, Job, Workers, canonical_key, dedup, digest_chunk
+from synthgen.native import dedup_native
+from synthgen.seen_digests import SetDigests, TableDigests
 from synthgen.store import decode_key, example_digest
+
+# Both ways of digesting and keeping keys: the compiled module (built by the install; a missing one
+# fails these tests, never skips them) and pure Python.
+BOTH = pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "python"])
 
 
 def example(query, positive="p", negative="n", kind="short-long", **extra):
@@ -88,12 +96,14 @@ def test_memory_grows_with_unique_keys_not_with_text(workdir):
     assert short < 2_000_000  # 3,000 keys
 
 
-def test_parallel_and_serial_runs_agree(workdir):
+@BOTH
+def test_parallel_and_serial_runs_agree(workdir, compiled):
     records = [example(f"q{i % 700}", f"p{i % 3}") for i in range(5000)]
     write(workdir / "in.jsonl", records, raw_lines=["garbage", "", '{"kind": 1}'])
     # Small chunks: many of them, handed to two worker processes, must still keep input order.
-    serial = dedup([workdir / "in.jsonl"], workdir / "a.jsonl", show_progress=False, processes=1)
-    parallel = dedup([workdir / "in.jsonl"], workdir / "b.jsonl", show_progress=False, processes=2, chunk_bytes=999)
+    serial = dedup([workdir / "in.jsonl"], workdir / "a.jsonl", show_progress=False, processes=1, compiled=compiled)
+    parallel = dedup([workdir / "in.jsonl"], workdir / "b.jsonl", show_progress=False, processes=2, chunk_bytes=999,
+                     compiled=compiled)
     assert serial == parallel and serial.kept == 2100
     assert (workdir / "a.jsonl").read_bytes() == (workdir / "b.jsonl").read_bytes()
 
@@ -142,7 +152,7 @@ def reference(paths, key="example"):
                 digest = example_digest(decode_key(line), key)
             except msgspec.ValidationError:
                 result.not_examples += 1
-            except (msgspec.DecodeError, UnicodeDecodeError):
+            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # too deep for msgspec
                 result.unreadable += 1
             else:
                 if digest in seen:
@@ -178,8 +188,9 @@ def awkward_files(folder):
     return [files[0], empty, *files[1:]]
 
 
+@BOTH
 @pytest.mark.parametrize("key", ["example", "query"])
-def test_chunks_and_workers_never_change_what_is_written(workdir, key):
+def test_chunks_and_workers_never_change_what_is_written(workdir, key, compiled):
     """Chunk edges fall inside lines of every length, a chunk is a line or less, one or two workers:
     the same bytes and counts as the rule, line at a time."""
     paths = awkward_files(workdir / "in")
@@ -188,7 +199,8 @@ def test_chunks_and_workers_never_change_what_is_written(workdir, key):
     for chunk_bytes in (1, 7, 64, 333, 1000, CHUNK_BYTES):
         for processes in (1, 2):
             out = workdir / f"out-{chunk_bytes}-{processes}.jsonl"
-            result = dedup(paths, out, key, show_progress=False, processes=processes, chunk_bytes=chunk_bytes)
+            result = dedup(paths, out, key, show_progress=False, processes=processes, chunk_bytes=chunk_bytes,
+                           compiled=compiled)
             assert (result, out.read_bytes()) == (expected, text), (chunk_bytes, processes)
 
 
@@ -232,23 +244,29 @@ def object_lines_files(folder):
     return paths
 
 
+@BOTH
 @pytest.mark.parametrize("key,lines_a_parse", [("example", 1000), ("query", 1000), ("example", 2)])
-def test_whole_chunk_parse_gives_the_line_at_a_time_rule(workdir, monkeypatch, key, lines_a_parse):
+def test_whole_chunk_parse_gives_the_line_at_a_time_rule(workdir, monkeypatch, key, lines_a_parse, compiled):
     monkeypatch.setattr(dedup_module, "LINES_A_PARSE", lines_a_parse)  # 2: a chunk is parsed in pieces
     paths = object_lines_files(workdir / "in")
     expected, text = reference(paths, key)
     assert expected.unreadable == 8 and expected.not_examples == 3 and expected.removed > 15
     with monkeypatch.context() as patch:
-        patch.setattr(dedup_module, "_decode_key", None)  # the first two files are parsed whole
-        assert [len(digest_chunk(path.read_bytes(), key).keys) for path in paths[:2]] == [1, 2]
+        # Python: the first two files are parsed whole. Compiled: the second one's escapes, unicode, \/ and
+        # null are read in C, none left to msgspec.
+        patch.setattr(dedup_module, "_decode_key", None)
+        chunks = [digest_chunk(path.read_bytes(), key, compiled) for path in (paths[1:2] if compiled else paths[:2])]
+        assert [(len(c.digests) // 16, distinct(c.digests)) for c in chunks] == ([(4, 2)] if compiled else [(5, 1), (4, 2)])
     folders = [workdir / "in" / "sub0", workdir / "in" / "sub1"]
     expected_folders = reference(sorted(folders[0].glob("*.jsonl")) + sorted(folders[1].glob("*.jsonl")), key)
     for chunk_bytes in (1, 50, 200, 700, CHUNK_BYTES):
         for processes in (1, 2):
             out = workdir / f"out-{chunk_bytes}-{processes}.jsonl"
-            result = dedup(paths, out, key, show_progress=False, processes=processes, chunk_bytes=chunk_bytes)
+            result = dedup(paths, out, key, show_progress=False, processes=processes, chunk_bytes=chunk_bytes,
+                           compiled=compiled)
             assert (result, out.read_bytes()) == (expected, text), (chunk_bytes, processes)
-            result = dedup(folders, out, key, show_progress=False, processes=processes, chunk_bytes=chunk_bytes)
+            result = dedup(folders, out, key, show_progress=False, processes=processes, chunk_bytes=chunk_bytes,
+                           compiled=compiled)
             assert (result, out.read_bytes()) == expected_folders, (chunk_bytes, processes)
 
 
@@ -306,19 +324,143 @@ def test_a_failing_copy_is_an_error_not_a_fallback(workdir, monkeypatch):
     assert not (workdir / "out.jsonl").exists()
 
 
+def distinct(digests):
+    return len(set(digests[i:i + 16] for i in range(0, len(digests), 16)))
+
+
 @pytest.mark.parametrize("key", ["example", "query"])
-def test_digests_are_the_stores(key):
-    """One key, one digest, whichever module computes it."""
+def test_python_digests_are_the_stores(key):
+    """One key, one digest, whichever module computes it in Python."""
     records = [example("q", "p", None), example("q", "p", "n", kind="sts"), example("q\u00e9", "p2")]
-    chunk = digest_chunk(b"".join(json.dumps(r).encode() + b"\n" for r in records), key)
-    assert chunk.keys == [example_digest(decode_key(json.dumps(r).encode()), key) for r in records]
+    chunk = digest_chunk(b"".join(json.dumps(r).encode() + b"\n" for r in records), key, compiled=False)
+    assert chunk.digests == b"".join(example_digest(decode_key(json.dumps(r).encode()), key) for r in records)
+
+
+def test_the_compiled_digest_is_murmur3_x64_128():
+    """Known answers of the reference implementation (Appleby's MurmurHash3_x64_128, seed 0), as the
+    mmh3 package gives them: every length of tail, and blocks."""
+    known = {
+        b"": "00000000000000000000000000000000",
+        b"a": "897859f6655555855a890e51483ab5e6",
+        b"hello": "029bbd41b3a7d8cb191dae486a901e5b",
+        b"0123456789abcdef": "a7d14acf946de04bda08a7635c5bc387",
+        b"0123456789abcdefX": "f7d670b5acd2ebcd274b10829711728f",
+        b"The quick brown fox jumps over the lazy dog": "6c1b07bc7bbc4be347939ac4a93c437a",
+        bytes(range(256)) * 3: "b626b903306c92cf3846f3e2e5d953fa",
+    }
+    assert {data: dedup_native.digest(data).hex() for data in known} == known
+
+
+@pytest.mark.parametrize("key", ["example", "query"])
+def test_the_compiled_scan_digests_canonical_keys(key, monkeypatch):
+    """A line the scan reads itself gets the digest of its field values' canonical bytes, as a line
+    left to msgspec does: escapes, surrogate pairs, raw unicode, a null or absent negative."""
+    values = [("sts", "q", "p", None), ("sts", 'a "quoted" \\ back\tslash\n\u2028 caf\u00e9 \U0001f600', "p", "n"),
+              ("short-long", "", "\x00\x7f", "")]
+    lines = []
+    for kind, query, positive, negative in values:
+        record = example(query, positive, negative, kind=kind, id=[1, {"x": None}])
+        lines += [json.dumps(record).encode(), json.dumps(record, ensure_ascii=False).encode()]
+    monkeypatch.setattr(dedup_module, "_decode_key", None)  # none left to msgspec
+    chunk = digest_chunk(b"\n".join(lines), key, compiled=True)
+    assert chunk.lines is None  # a digest a line
+    names = 4 if key == "example" else 2
+    expected = [dedup_native.digest(canonical_key(v[:names])) for v in values for _ in (1, 2)]
+    assert chunk.digests == b"".join(expected)
+
+
+def test_canonical_keys_never_run_into_each_other():
+    keys = [("a", "bc"), ("ab", "c"), ("a", None), ("a", ""), ("a\x00", ""), ("a", "\x00")]
+    assert len({canonical_key(k) for k in keys}) == len(keys)
+
+
+def test_the_digest_tables_agree():
+    """The compiled table and the Python set say the same repeats, within a batch and across batches,
+    through the table's growth (from 16 rows), the all-zero digest too."""
+    rng = np.random.default_rng(0)
+    pool = rng.integers(0, 2**64, size=(3000, 2), dtype=np.uint64)
+    pool[7] = 0
+    table, python = TableDigests(rows=16), SetDigests()
+    for size in (1, 5, 17, 300, 1000, 2000, 4000):
+        digests = pool[rng.integers(0, len(pool), size)].tobytes()
+        assert table.repeats(digests).tolist() == python.repeats(digests).tolist()
+    assert len(table) == len(python) > 2000 and len(table.table) >= 4096
+
+
+def mutated_lines(count):
+    """Lines near a stored example, many of them broken in a small way: a byte dropped, doubled or
+    changed, an escape, spacing, fields moved, added or written twice; few distinct keys, so that
+    repeats are many."""
+    rng = random.Random(0)
+    texts = ["q", "caf\u00e9", "tab\there", '"quoted"', "\u2028", "\U0001f600", "back\\slash", ""]
+    lines = []
+    for _ in range(count):
+        record = {"kind": rng.choice(["sts", "short-long"]), "query": rng.choice(texts), "positive": rng.choice(texts)}
+        if rng.random() < 0.7:
+            record["negative"] = rng.choice(texts + [None])
+        if rng.random() < 0.5:
+            record["extra"] = rng.choice([1, -2.5e3, True, None, [1, [2, {}]], {"query": "x"}, "\u00e9"])
+        items = list(record.items())
+        rng.shuffle(items)
+        line = json.dumps(dict(items), ensure_ascii=rng.random() < 0.5, separators=rng.choice([(",", ":"), (", ", ": ")]))
+        data = bytearray(line.encode())
+        for _ in range(rng.choice([0, 0, 0, 1, 2])):
+            at = rng.randrange(len(data))
+            action = rng.random()
+            if action < 0.3:
+                del data[at]
+            elif action < 0.6:
+                data.insert(at, data[at])
+            else:
+                data[at] = rng.choice(b'{}[]",:\\ \t0e-.nu\x00\x80\xc3\xa9\xff')
+        if rng.random() < 0.05:
+            data = data.replace(b'"query"', b'"query": "dup", "query"', 1)
+        lines.append(bytes(data))
+    return lines
+
+
+def edge_lines():
+    """A stored example with one odd thing in it each: the edges of JSON's grammar, of UTF-8 and of
+    nesting, where a reader that is not msgspec could read otherwise."""
+    head = b'{"kind":"sts","query":"q","positive":"p"'
+    values = [  # as another field's value
+        b"1.", b".5", b"-", b"01", b"1e", b"1e+", b"--1", b"+1", b"1.5e", b"-0", b"0.5", b"1E5", b"1e-5", b"-12.5E+3",
+        b"123456789012345678901234567890", b"1e99999", b"tru", b"nul", b"True", b"NULL", b"true", b"false", b"null",
+        b"[" * 70 + b"]" * 70, b"[" * 3000 + b"]" * 3000, b"[1,]", b"[,1]", b"{,}", b'{"a"}', b'{"a":}', b"[1 2]",
+        b'"\\x"', b'"\\u12"', b'"\\ud800"', b'"\\udc00"', b'"\\ud800\\u0041"', b'"\\ud83d\\ude00"', b'"\x01"',
+        b'"\xff"', b'"\xc0\x80"', b'"\xed\xa0\x80"', b'"\xf4\x90\x80\x80"', b'"\xe2\x82"', b'"\xe2\x82\xac"', b'"\x7f"',
+    ]
+    lines = [head + b',"x":' + value + b"}" for value in values]
+    # msgspec skips another field's bytes unchecked, but checks a key field's: the same bytes in the query
+    lines += [b'{"kind":"sts","positive":"p","query":' + value + b"}" for value in values if value.startswith(b'"')]
+    lines += [
+        b'{"kind":"sts","qu\\u0065ry":"q","positive":"p"}', b'{"kind":"sts","query":"q","positive":"p","negative":5}',
+        b'{"kind":"sts","query":"q","positive":"p","negative":true}', b'{"kind":null,"query":"q","positive":"p"}',
+        b'{"kind":"sts","query":"q","positive":"p","negative":{}}', b'{"kind":"sts","query":"q"}', b"{}", b"[]",
+        b'"x"', b"5", b"null", b"  " + head + b"}\t ", b"\x0c" + head + b"}", b"\x0b" + head + b"}",
+        b"\xef\xbb\xbf" + head + b"}", head + b"}}", head + b"} x", head + b",}", head + b",", head, b"{" + head[1:],
+        b'{"kind":"sts","query":"q\\/","positive":"p"}', b'{"kind":"sts","query":"q/","positive":"p"}',
+        b'{"kind":"sts","query":"\\u0000","positive":"p"}', b'{"kind":"sts","query":"\x00","positive":"p"}',
+    ]
+    return lines
+
+
+@pytest.mark.parametrize("key", ["example", "query"])
+def test_compiled_and_python_keep_the_same_lines_of_broken_json(workdir, key):
+    path = workdir / "in.jsonl"
+    path.write_bytes(b"\n".join(edge_lines() + mutated_lines(6000)) + b"\n")
+    expected, text = reference([path], key)
+    assert expected.unreadable > 1000 and expected.not_examples > 300 and expected.removed > 2000
+    for compiled in (True, False):
+        result = dedup([path], workdir / f"out-{compiled}.jsonl", key, show_progress=False, compiled=compiled)
+        assert (result, (workdir / f"out-{compiled}.jsonl").read_bytes()) == (expected, text), compiled
 
 
 def test_a_worker_error_reaches_the_caller(workdir):
     workers = Workers(2)
     try:
         with pytest.raises(FileNotFoundError):
-            list(workers.digested([(workdir / "gone.jsonl", 0, 10, "example")] * 5))
+            list(workers.digested([Job(workdir / "gone.jsonl", 0, 10, "example", True)] * 5))
     finally:
         workers.close()
     assert not any(proc.is_alive() for proc in workers.procs)
@@ -327,7 +469,7 @@ def test_a_worker_error_reaches_the_caller(workdir):
 def test_few_chunks_are_digested_ahead_of_the_writer(workdir, monkeypatch):
     """Memory stays a few chunks a worker, however far the writer falls behind."""
     write(workdir / "in.jsonl", [example(f"q{i}") for i in range(200)])
-    jobs = [(workdir / "in.jsonl", s, e, "example") for s, e in dedup_module.chunks(workdir / "in.jsonl", 100)]
+    jobs = [Job(workdir / "in.jsonl", s, e, "example", True) for s, e in dedup_module.chunks(workdir / "in.jsonl", 100)]
     workers = Workers(2)
     sent = []
     send = Connection.send
