@@ -13,7 +13,7 @@ from typing import Any, Iterator, Optional
 import msgspec
 from tqdm import tqdm
 
-from synthgen.errors import BadInput
+from synthgen.errors import UNDECODABLE, BadInput
 
 
 def where(path: Path, line: int) -> str:
@@ -51,7 +51,7 @@ def json_rows(path: Path, progress: bool = False) -> Iterator[tuple[int, Any]]:
                 continue
             try:
                 yield number, msgspec.json.decode(line.removeprefix(b"\xef\xbb\xbf") if number == 1 else line)
-            except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            except (*UNDECODABLE, UnicodeDecodeError) as exc:
                 raise BadInput(f"{where(path, number)}: not a JSON line ({exc})") from None
 
 

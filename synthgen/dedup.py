@@ -23,7 +23,7 @@ import numpy as np
 import xxhash
 from tqdm import tqdm
 
-from synthgen.errors import BadInput
+from synthgen.errors import UNDECODABLE, BadInput
 from synthgen.files import atomic_output
 from synthgen.native import dedup_native as native
 from synthgen.seen_digests import seen_digests
@@ -57,7 +57,7 @@ _encode = msgspec.json.Encoder().encode
 # What copy_file_range answers where it cannot copy between these two files.
 _NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL}
 # Not JSON, not UTF-8, nested past msgspec's depth, or not an example.
-_UNDECODABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+_UNDECODABLE = (*UNDECODABLE, UnicodeDecodeError)
 _NEWLINE, _RETURN, _OPEN, _CLOSE = ord("\n"), ord("\r"), ord("{"), ord("}")
 
 

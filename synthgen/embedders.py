@@ -16,7 +16,7 @@ from typing import Any, Optional, Sequence
 
 import msgspec
 
-from synthgen.errors import BadInput, RunStopped
+from synthgen.errors import UNDECODABLE, BadInput, RunStopped
 from synthgen.models import DEFAULT_EMBEDDING_MODEL, INSTALL_HINT, default_embedding_model_path
 
 try:
@@ -129,7 +129,7 @@ class EndpointEmbedder(Embedder):
                 raw = self.client.embeddings.with_raw_response.create(model=self.name, input=batch,
                                                                       encoding_format="float")
                 data = sorted(msgspec.json.decode(raw.content, type=_EmbeddingsBody).data, key=lambda item: item.index)
-            except msgspec.DecodeError as exc:  # not JSON, or not the shape of embeddings
+            except UNDECODABLE as exc:  # not JSON, or not the shape of embeddings
                 raise RunStopped(f"the embeddings endpoint {self.base_url} answered something else than "
                                  f"embeddings: {exc}") from None
             except openai.APIStatusError as exc:

@@ -2,6 +2,8 @@
 
 from typing import Optional
 
+import msgspec
+
 
 class BadInput(Exception):
     """The user's input cannot be used (flag, file, config): exit status 2."""
@@ -25,3 +27,9 @@ class BudgetReached(RunStopped):
     def __init__(self, message: str, enough: Optional[float] = None):
         super().__init__(message)
         self.enough = enough  # a budget that would let the run finish, as far as can be told
+
+
+# What a reader of JSON counts as a value it cannot read: msgspec's DecodeError (not JSON, or not the
+# shape asked for: ValidationError is one), and RecursionError, which msgspec raises instead for a value
+# nested past Python's recursion limit (a line of 3,000 "[" was a traceback in stats, export, curate).
+UNDECODABLE = (msgspec.DecodeError, RecursionError)

@@ -25,7 +25,7 @@ from typing import Any, Iterable, Iterator, Optional, TypeVar, Union
 import msgspec
 import xxhash
 
-from synthgen.errors import BadInput
+from synthgen.errors import UNDECODABLE, BadInput
 from synthgen.files import AtomicFile, LineAppender, cut_torn_tail, write_atomic
 
 # -- records -----------------------------------------------------------------------------------------
@@ -340,7 +340,7 @@ class Lock:
     def _holder(self) -> str:
         try:
             owner = msgspec.json.decode(self.owner_path.read_bytes(), type=_Owner)
-        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+        except (OSError, *UNDECODABLE):
             return "another synthgen process"
         return f"synthgen {owner.command} (pid {owner.pid} on {owner.host}, started {owner.started})"
 
@@ -415,7 +415,7 @@ def ledger_records(path: Path, decoder: Any, cut: bool = True) -> Iterator[tuple
         for line in f:
             try:
                 yield line, decoder.decode(line)
-            except (msgspec.DecodeError, msgspec.ValidationError):
+            except UNDECODABLE:
                 continue
 
 
@@ -559,7 +559,7 @@ class RunFolder:
             return None
         try:
             return _manifest_decoder.decode(self.manifest.read_bytes())
-        except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (OSError, *UNDECODABLE) as exc:
             raise BadInput(f"cannot read {self.manifest}: {exc}") from None
 
     def read_state(self, readonly: bool = False) -> RunState:
@@ -739,7 +739,7 @@ class TaskFile:
                         continue
                     try:
                         record = _task_decoder.decode(line)
-                    except (msgspec.DecodeError, msgspec.ValidationError):
+                    except UNDECODABLE:
                         self.skipped += 1
                         continue
                     if record.kind != self.subtype:
@@ -761,7 +761,7 @@ class TaskFile:
             for line in f:
                 try:
                     record = _task_decoder.decode(line)
-                except (msgspec.DecodeError, msgspec.ValidationError):
+                except UNDECODABLE:
                     continue
                 if record.kind == self.subtype and record.task in wanted:
                     found.setdefault(record.task, record)
@@ -875,7 +875,7 @@ class CuratedFolder:
             return None
         try:
             report = msgspec.json.decode(self.report.read_bytes())
-        except (OSError, msgspec.DecodeError) as exc:
+        except (OSError, *UNDECODABLE) as exc:
             raise BadInput(f"cannot read {self.report}: {exc}") from None
         if not isinstance(report, dict):
             raise BadInput(f"{self.report} is not a curate report")
@@ -1029,7 +1029,7 @@ class CorpusFolder:
             raise BadInput(f"{self.path} is not a corpus: run `synthgen corpus ingest DOCS --out {self.path}` first")
         try:
             return dict(msgspec.json.decode(self.manifest.read_bytes()))
-        except (msgspec.DecodeError, TypeError, ValueError):
+        except (*UNDECODABLE, TypeError, ValueError):
             raise BadInput(f"{self.manifest} is not a corpus manifest") from None
 
     def __iter__(self) -> Iterator[Passage]:
@@ -1040,7 +1040,7 @@ class CorpusFolder:
             for number, line in enumerate(f, 1):
                 try:
                     yield decoder.decode(line)
-                except msgspec.DecodeError as exc:
+                except UNDECODABLE as exc:
                     raise BadInput(f"{self.passages}:{number}: not a passage ({exc})") from None
 
 
@@ -1066,7 +1066,7 @@ class PassageIndex:
                 hasher.update(line)
                 try:
                     doc_id = decoder.decode(line).doc_id
-                except msgspec.DecodeError as exc:
+                except UNDECODABLE as exc:
                     raise BadInput(f"{self.path}:{number + 1}: not a passage ({exc})") from None
                 if doc_id != last:
                     self._document_starts.append(number)
@@ -1189,7 +1189,7 @@ def read_example_lines(
                     except msgspec.ValidationError:
                         counts.not_examples += 1
                         continue
-                    except (msgspec.DecodeError, UnicodeDecodeError):
+                    except (*UNDECODABLE, UnicodeDecodeError):
                         counts.unreadable += 1
                         continue
                     counts.examples += 1
@@ -1238,7 +1238,7 @@ def decoded_lines(path: Path, decoder: Any) -> Iterator[Optional[Any]]:
                 continue
             try:
                 yield decoder.decode(line)
-            except (msgspec.DecodeError, msgspec.ValidationError):
+            except UNDECODABLE:
                 yield None
 
 
@@ -1262,5 +1262,5 @@ def reject_reasons(path: Path) -> Iterator[str]:
                 continue
             try:
                 yield _reason_decoder.decode(line).reason
-            except (msgspec.DecodeError, msgspec.ValidationError):
+            except UNDECODABLE:
                 yield "unreadable line"

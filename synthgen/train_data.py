@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 import msgspec
 
-from synthgen.errors import BadInput
+from synthgen.errors import UNDECODABLE, BadInput
 from synthgen.export import ExportedRow
 from synthgen.instructions import query_text
 from synthgen.split import group_key
@@ -73,7 +73,7 @@ def to_row(line: bytes, template: str, mined_negatives: Optional[int], loaded: L
     """A training row from a stored example, or from a line of an e5 or sentence-transformers export."""
     try:
         example = decode_example(line)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except UNDECODABLE:
         pass
     else:
         positive = _text(example.positive)
@@ -88,7 +88,7 @@ def to_row(line: bytes, template: str, mined_negatives: Optional[int], loaded: L
                    tuple(dict.fromkeys(negatives)), group_key(example))
     try:
         exported = msgspec.json.decode(line, type=ExportedRow)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except UNDECODABLE:
         return None
     anchor = _text(exported.anchor) or _text(exported.query)
     positive = _text(exported.positive)

@@ -5,6 +5,7 @@ import os
 import pytest
 
 from conftest import run_subprocess
+from stored import stored, write_jsonl
 
 CASES = [
     (["generate", "--n", "-3"], "--n"),
@@ -54,3 +55,19 @@ def test_nothing_written_is_damaged_by_bad_input(cli, workdir):
     assert cli("generate", "--n", "-1").status == 2
     assert cli("generate", "--n", "5", "--kinds", "x=1").status == 2
     assert (out / "examples.jsonl").read_text() == '{"index": 0}\n'
+
+
+@pytest.mark.parametrize("command", [
+    ["stats", "deep"],
+    ["dedup", "deep", "--out", "deduped.jsonl", "-q"],
+    ["export", "deep", "--format", "sentence-transformers", "--out", "exported.jsonl"],
+    ["report", "deep", "--out", "report.html"],
+])
+def test_a_line_nested_past_the_recursion_limit_is_an_unreadable_line(cli, workdir, command):
+    """msgspec raises RecursionError, not DecodeError, for it: it was a traceback."""
+    deep = '{"x": ' + "[" * 3000 + "]" * 3000 + "}"
+    write_jsonl(workdir / "deep" / "examples.jsonl", [stored(0), stored(1, query="another")], raw_lines=[deep])
+    result = cli(*command)
+    assert result.status == 0 and "Traceback" not in result.err, result.err
+    if command[0] in ("stats", "dedup"):
+        assert "unreadable 1" in result.out

@@ -30,6 +30,7 @@ from synthgen.corpus.decoding import (
     head,
     text_blocks,
 )
+from synthgen.errors import UNDECODABLE
 
 # File name endings read, and the reader of each (matched whatever their case).
 FORMATS = {".txt": "text", ".md": "text", ".jsonl": "jsonl", ".html": "html", ".htm": "html", ".pdf": "pdf"}
@@ -91,7 +92,7 @@ def _jsonl_documents(path: Path, source: str, field: str, skipped_lines: collect
                 continue
             try:
                 record = _decode(line)
-            except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec raises the latter for bytes not UTF-8
+            except (*UNDECODABLE, UnicodeDecodeError):  # msgspec raises the latter for bytes not UTF-8
                 lines["not JSON"] += 1
                 continue
             text = record.get(field) if isinstance(record, dict) else None
