@@ -515,8 +515,9 @@ static int table_view(PyObject *table, Py_buffer *view, uint64_t *rows) {
 
 PyDoc_STRVAR(add_doc,
 "add(table, digests) -> (repeats, added)\n\n"
-"Add 16-byte digests, in order, to the table (a writable buffer of 16-byte rows, at most half full\n"
-"after this: the caller grows it). repeats: the positions (int64) of the digests it held already,\n"
+"Add 16-byte digests, in order, to the table (a writable buffer of a power of two of 16-byte rows,\n"
+"which the caller has grown so that empty rows remain after these: a full table would be probed for\n"
+"ever). repeats: the positions (int64) of the digests it held already,\n"
 "an earlier one of these included; added: how many rows were taken.");
 
 static PyObject *add(PyObject *self, PyObject *args) {
