@@ -127,11 +127,8 @@ def canonical_key(values: Sequence[Optional[str]]) -> bytes:
     return b"".join(parts)
 
 
-def digest_chunk(data: Chunk, key: str, compiled: Optional[bool] = None) -> ChunkKeys:
-    """Split a chunk of whole lines and digest each example's key: compiled where the module was built
-    (or `compiled` says so), else with msgspec."""
-    if compiled is None:
-        compiled = native is not None
+def digest_chunk(data: Chunk, key: str, compiled: bool) -> ChunkKeys:
+    """Split a chunk of whole lines and digest each example's key: with the compiled module, or msgspec."""
     return _compiled_chunk(data, key) if compiled else _python_chunk(data, key)
 
 

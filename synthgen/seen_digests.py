@@ -5,7 +5,7 @@ full, probed in C: a few tens of nanoseconds a key. Without the compiled module,
 objects (about 90 bytes and a few hundred nanoseconds a key) gives the same answers.
 """
 
-from typing import Optional, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -75,8 +75,6 @@ class SetDigests:
         return np.array(positions, np.int64)
 
 
-def seen_digests(compiled: Optional[bool] = None) -> SeenDigests:
-    """The compiled table where it was built (or `compiled` says so), else the set."""
-    if compiled is None:
-        compiled = native is not None
+def seen_digests(compiled: bool) -> SeenDigests:
+    """The compiled table, or the set."""
     return TableDigests() if compiled else SetDigests()
